@@ -1,0 +1,317 @@
+"""Typed, validated view of ``params.yaml``.
+
+Every section of params.yaml maps to one frozen dataclass below.  Loading checks
+every key: an unknown key, a wrong type or an out-of-range value raises
+:class:`ConfigError` naming the full parameter path (``train.seen_fraction``) and
+what is allowed, before any stage does work.  DVC itself does not check types
+(``dvc exp run -S train.seen_fraction=abc`` happily writes the string), so this
+module is the single gate.
+
+Constraints live next to each field (``opt(...)``) so the message and the rule
+cannot drift apart.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+DATASETS = ("animals", "snu-b36-ex", "AWA2", "CUB", "SUN", "synthetic")
+
+
+class ConfigError(ValueError):
+    """A parameter is missing, unknown, of the wrong type or out of range."""
+
+
+def opt(default, *, ge=None, gt=None, le=None, lt=None, choices=None, doc=""):
+    """A config field with its allowed range / values recorded for validation."""
+    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "doc": doc}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Deterministic generator for fast tests (``data.dataset: synthetic``)."""
+
+    n_classes: int = opt(10, ge=3, doc="total classes")
+    n_unseen: int = opt(3, ge=1, doc="classes held out as unseen")
+    per_class: int = opt(120, ge=4, doc="samples per class")
+    feature_dim: int = opt(64, ge=2)
+    attr_dim: int = opt(16, ge=2)
+    noise: float = opt(0.5, ge=0.0, doc="within-class feature noise std")
+    spurious_strength: float = opt(
+        0.0, ge=0.0, doc="size of a nuisance direction tied to class in seen TRAIN data only")
+    seed: int = opt(0, ge=0)
+
+    def __post_init__(self):
+        if self.n_unseen >= self.n_classes - 1:
+            raise ConfigError(
+                f"data.synthetic.n_unseen={self.n_unseen} must leave at least 2 seen classes "
+                f"(n_classes={self.n_classes})")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = opt("animals", choices=DATASETS, doc="which benchmark to build")
+    local_path: Optional[str] = opt(
+        None, doc="local file/dir used instead of downloading (wheel, xlsa17 dir, SNU dir)")
+    download_dir: str = opt("data/downloads", doc="cache for downloaded archives (git-ignored)")
+    class_embedding: str = opt("att", choices=("att", "sent"),
+                               doc="xlsa17 embedding file: att_splits.mat or sent_splits.mat (CUB)")
+    embedding_norm: str = opt("auto", choices=("auto", "l2", "none"),
+                              doc="class-embedding row normalisation; auto = dataset default")
+    split_seed: int = opt(0, ge=0, doc="seed of the animals 80/20 trainval/test_seen split")
+    feature_source: str = opt(
+        "auto", choices=("auto", "extract", "zerodiff"),
+        doc="zerodiff = read ce_ce.mat/con_paco.mat placed beside res101.mat")
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    device: str = opt("auto", choices=("auto", "cpu", "cuda"))
+    threads: int = opt(2, ge=1, doc="torch intra-op threads")
+    precision: str = opt("fp32", choices=("fp32", "bf16"), doc="bf16 = autocast for matmuls")
+    progress: bool = opt(True, doc="show progress bars")
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """Feature extraction (METHOD.md 1.4): CE backbone -> x, SupCon encoder -> c."""
+
+    feature_dim: int = opt(256, ge=8, doc="width of x and c for image datasets")
+    ce_epochs: int = opt(6, ge=1, doc="epochs of the cross-entropy backbone")
+    sc_epochs: int = opt(6, ge=1, doc="epochs of the supervised-contrastive encoder")
+    batch_size: int = opt(128, ge=2)
+    lr: float = opt(1e-3, gt=0.0)
+    weight_decay: float = opt(1e-4, ge=0.0)
+    temperature: float = opt(0.1, gt=0.0, doc="SupCon temperature")
+    projection_dim: int = opt(128, ge=2, doc="SupCon projection head width")
+    feature_noise: float = opt(0.05, ge=0.0, doc="Gaussian noise augmentation (feature-space SC)")
+    feature_dropout: float = opt(0.2, ge=0.0, lt=1.0, doc="dropout augmentation (feature-space SC)")
+    seed: int = opt(0, ge=0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seen_fraction: float = opt(1.0, gt=0.0, le=1.0,
+                               doc="fraction of seen training samples kept per class")
+    seed: int = opt(0, ge=0, doc="seed of subsampling and of all training")
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """METHOD.md 2.1 (DDGAN-style VP schedule)."""
+
+    n_steps: int = opt(4, ge=1)
+    beta_min: float = opt(0.1, gt=0.0)
+    beta_max: float = opt(20.0, gt=0.0)
+
+
+@dataclass(frozen=True)
+class DRGConfig:
+    """Stage 1, METHOD.md 2.3 / 3.2."""
+
+    epochs: int = opt(20, ge=1)
+    batch_size: int = opt(64, ge=2)
+    critic_steps: int = opt(5, ge=1)
+    hidden_dim: int = opt(512, ge=4)
+    lr: float = opt(5e-4, gt=0.0)
+    dec_lr: float = opt(1e-4, gt=0.0)
+    gp_weight: float = opt(10.0, ge=0.0)
+    gamma_x0: float = opt(1.0, ge=0.0)
+    gamma_xt: float = opt(1.0, ge=0.0)
+
+
+@dataclass(frozen=True)
+class DFGConfig:
+    """Stage 2, METHOD.md 2.4 / 3.3-3.5."""
+
+    epochs: int = opt(20, ge=1)
+    batch_size: int = opt(64, ge=2)
+    critic_steps: int = opt(5, ge=1)
+    hidden_dim: int = opt(512, ge=4)
+    lr: float = opt(5e-4, gt=0.0)
+    dec_lr: float = opt(1e-4, gt=0.0)
+    gp_weight: float = opt(10.0, ge=0.0, doc="initial lambda of the adaptive gradient penalty")
+    adaptive_gp: bool = opt(True)
+    gamma_adv: float = opt(10.0, ge=0.0)
+    gamma_vae: float = opt(1.0, ge=0.0)
+    gamma_rec: float = opt(1.0, ge=0.0)
+    gamma_x0: float = opt(1.0, ge=0.0)
+    gamma_xt: float = opt(1.0, ge=0.0)
+    gamma_dist: float = opt(5.0, ge=0.0, doc="Wasserstein mutual-learning weight; 0 = ablation")
+    factor_dist: float = opt(1.5, ge=0.0)
+    freeze_dec: bool = opt(True)
+    diffusion_aug: bool = opt(True, doc="False = ablation without diffusion augmentation")
+    use_sc: bool = opt(True, doc="False = ablation without SC representations")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Final softmax classifier, METHOD.md 4.3/4.4, fixed schedule (no test selection)."""
+
+    syn_per_class: int = opt(300, ge=1, doc="synthetic unseen features per class")
+    classifier_epochs: int = opt(25, ge=1)
+    classifier_lr: float = opt(1e-3, gt=0.0)
+    classifier_batch: int = opt(256, ge=1)
+    variant: str = opt("VCS", choices=("V", "VS", "C", "VC", "VCS"), doc="classifier input")
+    sampling: str = opt("one_step", choices=("one_step", "progressive"))
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "runtime": RuntimeConfig,
+    "features": FeaturesConfig,
+    "train": TrainConfig,
+    "diffusion": DiffusionConfig,
+    "drg": DRGConfig,
+    "dfg": DFGConfig,
+    "eval": EvalConfig,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    drg: DRGConfig = field(default_factory=DRGConfig)
+    dfg: DFGConfig = field(default_factory=DFGConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp, path: str):
+    """Check ``value`` against annotation ``tp``; return it (ints accepted as floats)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], path)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}={value!r}: expected true or false")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}={value!r}: expected an integer")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(float(value)):
+                raise ConfigError(f"{path}={value!r}: expected a finite number")
+            return float(value)
+        raise ConfigError(f"{path}={value!r}: expected a number")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{path}={value!r}: expected a string")
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, path)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}={value!r}: expected a list")
+        (item_tp,) = typing.get_args(tp)
+        return [_coerce(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value)]
+    raise TypeError(f"unsupported config annotation {tp} at {path}")
+
+
+def _check_range(value, meta: dict, path: str) -> None:
+    if value is None:
+        return
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{path}={value!r}: must be one of {', '.join(map(str, choices))}")
+    bounds = [("ge", ">=", lambda v, b: v >= b), ("gt", ">", lambda v, b: v > b),
+              ("le", "<=", lambda v, b: v <= b), ("lt", "<", lambda v, b: v < b)]
+    if isinstance(value, (int, float)):
+        for key, sym, ok in bounds:
+            bound = meta.get(key)
+            if bound is not None and not ok(value, bound):
+                allowed = _describe_range(meta)
+                raise ConfigError(f"{path}={value!r}: must be {sym} {bound} (allowed: {allowed})")
+
+
+def _describe_range(meta: dict) -> str:
+    lo = "[" + str(meta["ge"]) if meta.get("ge") is not None else (
+        "(" + str(meta["gt"]) if meta.get("gt") is not None else "(-inf")
+    hi = str(meta["le"]) + "]" if meta.get("le") is not None else (
+        str(meta["lt"]) + ")" if meta.get("lt") is not None else "inf)")
+    return f"{lo}, {hi}"
+
+
+def build(cls, raw: Any, path: str):
+    """Build dataclass ``cls`` from a mapping, validating every key and value."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of parameters, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{path}.{unknown[0]}: unknown parameter (known in {path}: {', '.join(sorted(fields))})")
+    kwargs = {}
+    for name, f in fields.items():
+        if name not in raw:
+            continue
+        sub = f"{path}.{name}"
+        value = _coerce(raw[name], hints[name], sub)
+        _check_range(value, f.metadata, sub)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path = "params.yaml", sections: tuple[str, ...] | None = None) -> Config:
+    """Read and validate params.yaml.  ``sections`` limits validation to what a stage needs
+    (missing sections take their defaults; an unknown top-level section is still an error)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: parameter file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at top level")
+    return config_from_dict(raw, sections)
+
+
+def config_from_dict(raw: dict, sections: tuple[str, ...] | None = None) -> Config:
+    known = {f.name for f in dataclasses.fields(Config)}
+    extra_sections = set(raw) - known
+    if extra_sections:
+        name = sorted(extra_sections)[0]
+        raise ConfigError(f"{name}: unknown parameter section (known: {', '.join(sorted(known))})")
+    kwargs = {}
+    for name in known:
+        if sections is not None and name not in sections:
+            continue
+        kwargs[name] = build(SECTIONS[name], raw.get(name), name)
+    return Config(**kwargs)
+
+
+def to_dict(obj) -> dict:
+    return dataclasses.asdict(obj)
