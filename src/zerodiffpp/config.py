@@ -170,6 +170,67 @@ class EvalConfig:
     sampling: str = opt("one_step", choices=("one_step", "progressive"))
 
 
+@dataclass(frozen=True)
+class TTAConfig:
+    """DiffTTA, METHOD.md 6.3 [PROPOSAL]."""
+
+    confidence: float = opt(0.5, ge=0.0, le=1.0, doc="pseudo-label threshold tau on p(y|x)")
+    keep_fraction: float = opt(0.5, gt=0.0, le=1.0, doc="top-q most confident kept per class")
+    min_per_class: int = opt(5, ge=0, doc="keep at least this many per class when available")
+    rounds: int = opt(2, ge=0)
+    epochs: int = opt(10, ge=1, doc="epochs over the pseudo-labelled set per round")
+    batch_size: int = opt(64, ge=2)
+    lr_scale: float = opt(0.1, gt=0.0, doc="Adam lr = lr_scale * dfg.lr")
+    adv_scale: float = opt(0.1, ge=0.0, doc="gamma_adv in TTA = adv_scale * dfg.gamma_adv")
+    anchor_weight: float = opt(1e-3, ge=0.0, doc="L2-SP pull to the pre-adaptation weights")
+    replay: bool = opt(True, doc="add the same loss on real seen-train batches")
+
+
+@dataclass(frozen=True)
+class DiffGenConfig:
+    """DiffGen, METHOD.md 6.4 [PROPOSAL]."""
+
+    start_levels: list[int] = opt([1, 2, 3, 4], doc="start levels k in 1..n_steps")
+    unseen_fraction: float = opt(0.5, ge=0.0, doc="unseen budget = unseen_fraction * syn_per_class")
+    seen_fraction: float = opt(0.25, ge=0.0, doc="seen classes topped up to this * syn_per_class")
+    seen_anchors: bool = opt(True)
+    unseen_anchors: bool = opt(True)
+
+
+@dataclass(frozen=True)
+class SpuriousConfig:
+    """The two spuriousness metrics, METHOD.md 6.2 [PROPOSAL]."""
+
+    probe_epochs: int = opt(20, ge=1, doc="epochs of the method-agnostic probe critic")
+    probe_hidden: int = opt(512, ge=4)
+    probe_lr: float = opt(1e-4, gt=0.0)
+    probe_batch: int = opt(64, ge=2)
+    syn_per_class: int = opt(200, ge=2, doc="generated features per class scored by the critic")
+    min_denominator: float = opt(1e-3, gt=0.0)
+
+
+@dataclass(frozen=True)
+class BaselinesConfig:
+    """f-CLSWGAN and f-VAEGAN in the same harness (same features, splits, classifier)."""
+
+    methods: list[str] = opt(["fclswgan", "fvaegan"], doc="subset of fclswgan, fvaegan")
+    epochs: int = opt(20, ge=1)
+    batch_size: int = opt(64, ge=2)
+    critic_steps: int = opt(5, ge=1)
+    hidden_dim: int = opt(512, ge=4)
+    lr: float = opt(1e-4, gt=0.0)
+    gp_weight: float = opt(10.0, ge=0.0)
+    cls_weight: float = opt(0.01, ge=0.0, doc="f-CLSWGAN classification-loss weight (beta)")
+    vae_weight: float = opt(1.0, ge=0.0, doc="f-VAEGAN reconstruction+KL weight")
+    gen_adv_weight: float = opt(1.0, ge=0.0, doc="f-VAEGAN generator adversarial weight")
+
+    def __post_init__(self):
+        bad = [m for m in self.methods if m not in ("fclswgan", "fvaegan")]
+        if bad:
+            raise ConfigError(f"baselines.methods: unknown method {bad[0]!r} "
+                              "(allowed: fclswgan, fvaegan)")
+
+
 SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "runtime": RuntimeConfig,
@@ -179,6 +240,10 @@ SECTIONS: dict[str, type] = {
     "drg": DRGConfig,
     "dfg": DFGConfig,
     "eval": EvalConfig,
+    "tta": TTAConfig,
+    "diffgen": DiffGenConfig,
+    "spurious": SpuriousConfig,
+    "baselines": BaselinesConfig,
 }
 
 
@@ -192,6 +257,10 @@ class Config:
     drg: DRGConfig = field(default_factory=DRGConfig)
     dfg: DFGConfig = field(default_factory=DFGConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    tta: TTAConfig = field(default_factory=TTAConfig)
+    diffgen: DiffGenConfig = field(default_factory=DiffGenConfig)
+    spurious: SpuriousConfig = field(default_factory=SpuriousConfig)
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
 
 
 # --------------------------------------------------------------------------- parsing
