@@ -1,0 +1,31 @@
+"""DVC stage ``download``: build the dataset named by ``data.dataset`` into ``data/raw``.
+
+``python -m zerodiffpp.stages.download [--params params.yaml] [--out data/raw]``
+(sources: docs/data.md; file format: METHOD.md 1.1 and docs/CONTRACTS.md).
+"""
+from __future__ import annotations
+
+import argparse
+
+from ..config import load_config
+from ..data.matio import write_raw
+from ..data.sources import build_dataset, summary
+from .common import atomic_dir, run_stage
+
+
+@run_stage
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m zerodiffpp.stages.download",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="parameter file")
+    parser.add_argument("--out", default="data/raw", help="output directory")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.params, sections=("data", "runtime"))
+    data = build_dataset(cfg.data, show_progress=cfg.runtime.progress)
+    with atomic_dir(args.out) as tmp:
+        write_raw(data, tmp)
+    print(f"download: {summary(data)} -> {args.out}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

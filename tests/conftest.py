@@ -1,0 +1,98 @@
+"""Shared fixtures: real data under ../shared/data, stand-in res101.mat files, a local HTTP
+server with Range support (tests never touch the internet)."""
+from __future__ import annotations
+
+import http.server
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io as sio
+
+os.environ.setdefault("ZERODIFFPP_NO_PROGRESS", "1")
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = REPO.parent / "shared" / "data"
+    if not path.is_dir():
+        pytest.skip(f"real data folder {path} not available")
+    return path
+
+
+def make_standin(shared: Path, ds: str, folder: Path, dim: int, seed: int = 0,
+                 splits: tuple[str, ...] = ("att_splits.mat",)) -> np.ndarray:
+    """Write ``folder/res101.mat`` with the real labels of ``ds`` and random float32 features
+    (dim x N), copy its split files beside it; return the N x dim features."""
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = sio.loadmat(shared / "xlsa17" / ds / "res101_labels.mat")["labels"]
+    rng = np.random.default_rng(seed)
+    feats = rng.random((labels.shape[0], dim), dtype=np.float32)   # N x D, C order
+    sio.savemat(folder / "res101.mat", {"features": feats.T, "labels": labels})
+    for name in splits:
+        shutil.copyfile(shared / "xlsa17" / ds / name, folder / name)
+    return feats
+
+
+@pytest.fixture(scope="session")
+def awa2_standin(shared_data, tmp_path_factory):
+    """AWA2 folder with a true-shape (2048 x 37322) stand-in res101.mat; built once."""
+    folder = tmp_path_factory.mktemp("awa2") / "AWA2"
+    feats = make_standin(shared_data, "AWA2", folder, dim=2048)
+    return folder, feats
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def do_GET(self):
+        srv = self.server
+        srv.requests.append((self.path, self.headers.get("Range")))
+        body = srv.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        start = 0
+        rng = self.headers.get("Range")
+        if rng and srv.honour_range:
+            start = int(re.match(r"bytes=(\d+)-", rng).group(1))
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        chunk = body[start:]
+        self.send_header("Content-Length", str(len(chunk)))
+        self.end_headers()
+        if srv.cut_after is not None:  # simulate a dropped connection mid-transfer
+            self.wfile.write(chunk[:srv.cut_after])
+            srv.cut_after = None
+            self.close_connection = True
+            return
+        self.wfile.write(chunk)
+
+
+@pytest.fixture
+def http_files():
+    """A local server: set ``server.files[path] = bytes``; ``server.url(path)``."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.files, server.requests = {}, []
+    server.honour_range, server.cut_after = True, None
+    server.url = lambda path: f"http://127.0.0.1:{server.server_address[1]}{path}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
