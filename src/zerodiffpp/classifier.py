@@ -1,0 +1,156 @@
+"""Final softmax classifier (METHOD.md 4.3) with a fixed schedule (METHOD.md 4.5 clean protocol).
+
+Model: one Linear + log-softmax, NLL, weights N(0, 0.02), bias 0, Adam(lr, (0.5, 0.999)),
+``epochs`` passes over the data reshuffled each epoch by a seeded ``torch.Generator``.
+The model after the **last** epoch is returned: no test set is looked at.
+
+Deviation from the official code (METHOD.md 8 item 3): the batch size is
+``eval.classifier_batch``, not ``syn_num``, so the number of optimiser steps does not change
+with the number of synthetic features per class.
+
+Inputs are one tensor or a sequence of feature *blocks* (same rows; the model treats them as
+their column-wise concatenation without copying it), so the V / S / C blocks of METHOD.md 4.3
+are computed once and shared by every input variant.  No DataLoader: index tensors only.
+
+``monitor`` (optional) is called with the model after every epoch; the evaluation module
+uses it for the *leaky* paper-compatible best-of-test diagnostic (METHOD.md 4.5), which is
+never used for headline numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .io import DataError
+
+Blocks = Union[torch.Tensor, Sequence[torch.Tensor]]
+PREDICT_CHUNK = 8192
+
+
+class SoftmaxClassifier(nn.Module):
+    """Linear(in_dim -> n_classes) + LogSoftmax (``LINEAR_LOGSOFTMAX_CLASSIFIER``)."""
+
+    def __init__(self, in_dim: int, n_classes: int, generator: Optional[torch.Generator] = None):
+        super().__init__()
+        self.fc = nn.Linear(in_dim, n_classes)
+        nn.init.normal_(self.fc.weight, 0.0, 0.02, generator=generator)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x: Blocks) -> torch.Tensor:
+        """Log-probabilities for one tensor or a list of column blocks (no concatenation copy:
+        each block meets its own column slice of the weight)."""
+        if isinstance(x, torch.Tensor):
+            return F.log_softmax(self.fc(x), dim=1)
+        logits, off = self.fc.bias, 0
+        for b in x:
+            logits = logits + F.linear(b, self.fc.weight[:, off:off + b.shape[1]])
+            off += b.shape[1]
+        if off != self.fc.in_features:
+            raise DataError(f"classifier input width {off} != {self.fc.in_features}")
+        return F.log_softmax(logits, dim=1)
+
+
+@dataclass
+class TrainResult:
+    model: SoftmaxClassifier        # last-epoch model (headline)
+    losses: list[float] = field(default_factory=list)     # mean training loss per epoch
+    monitor: list = field(default_factory=list)           # monitor(model) per epoch, if given
+
+
+def as_blocks(x: Blocks) -> list[torch.Tensor]:
+    blocks = [x] if isinstance(x, torch.Tensor) else list(x)
+    if not blocks:
+        raise DataError("classifier input: no feature blocks")
+    n = blocks[0].shape[0]
+    for b in blocks:
+        if b.ndim != 2 or b.shape[0] != n:
+            raise DataError(f"classifier input: blocks must be 2-d with {n} rows, got {tuple(b.shape)}")
+    return blocks
+
+
+def _rows(blocks: list[torch.Tensor], idx: Optional[torch.Tensor], start=None, stop=None):
+    if idx is not None:
+        parts = [b.index_select(0, idx) for b in blocks]
+    else:
+        parts = [b[start:stop] for b in blocks]
+    return parts[0] if len(parts) == 1 else parts
+
+
+def train_classifier(x: Blocks, y: torch.Tensor, n_classes: int, *, epochs: int, lr: float,
+                     batch_size: int, generator: torch.Generator,
+                     weights: Optional[torch.Tensor] = None,
+                     monitor: Optional[Callable[[SoftmaxClassifier], object]] = None,
+                     progress=None) -> TrainResult:
+    """Train a softmax classifier on compact labels ``y`` in 0..n_classes-1.
+
+    ``weights`` (n,) gives a per-sample weighted NLL, ``sum_i w_i * nll_i / batch`` (all ones
+    equals the plain NLL; used by DiffGen, METHOD.md 6.4).  ``generator`` must be a CPU
+    generator; it draws the initial weights and every epoch's permutation.  ``progress`` is
+    an optional callable wrapping the epoch range (e.g. a tqdm factory)."""
+    blocks = as_blocks(x)
+    device = blocks[0].device
+    n = blocks[0].shape[0]
+    y = torch.as_tensor(y, dtype=torch.long).to(device)
+    if y.shape != (n,):
+        raise DataError(f"classifier labels: expected shape ({n},), got {tuple(y.shape)}")
+    if n == 0:
+        raise DataError("classifier: empty training set")
+    if int(y.min()) < 0 or int(y.max()) >= n_classes:
+        raise DataError(f"classifier labels must lie in 0..{n_classes - 1}")
+    if weights is not None:
+        weights = torch.as_tensor(weights, dtype=blocks[0].dtype).to(device)
+        if weights.shape != (n,) or bool((weights < 0).any()) or not bool(torch.isfinite(weights).all()):
+            raise DataError(f"classifier weights: expected ({n},) finite non-negative values")
+    if generator.device.type != "cpu":
+        raise DataError("classifier: the shuffling generator must be a CPU torch.Generator")
+
+    in_dim = sum(b.shape[1] for b in blocks)
+    model = SoftmaxClassifier(in_dim, n_classes, generator).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999))
+    result = TrainResult(model)
+    epoch_iter = range(epochs) if progress is None else progress(range(epochs))
+    for _ in epoch_iter:
+        model.train()
+        perm = torch.randperm(n, generator=generator).to(device)
+        total = torch.zeros((), device=device)
+        for start in range(0, n, batch_size):
+            idx = perm[start:start + batch_size]
+            logp = model(_rows(blocks, idx))
+            if weights is None:
+                loss = F.nll_loss(logp, y[idx])
+            else:
+                nll = F.nll_loss(logp, y[idx], reduction="none")
+                loss = (nll * weights[idx]).sum() / len(idx)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach() * len(idx)
+        result.losses.append(float(total) / n)
+        if monitor is not None:
+            result.monitor.append(monitor(model))
+    model.eval()
+    return result
+
+
+@torch.no_grad()
+def log_probs(model: SoftmaxClassifier, x: Blocks, chunk: int = PREDICT_CHUNK) -> torch.Tensor:
+    """Log-probabilities (n, n_classes), computed in chunks."""
+    blocks = as_blocks(x)
+    was_training = model.training
+    model.eval()
+    n = blocks[0].shape[0]
+    out = [model(_rows(blocks, None, s, s + chunk)) for s in range(0, n, chunk)]
+    model.train(was_training)
+    if not out:
+        return torch.empty(0, model.fc.out_features, device=blocks[0].device)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def predict(model: SoftmaxClassifier, x: Blocks, chunk: int = PREDICT_CHUNK) -> torch.Tensor:
+    """Compact predicted labels (n,) (argmax of the log-probabilities)."""
+    return log_probs(model, x, chunk).argmax(dim=1)

@@ -1,0 +1,243 @@
+"""Classifier inputs, ZSL/GZSL protocols and the evaluate stage on hand-made data and fake models."""
+import json
+import sys
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from zerodiffpp import evaluation as ev
+from zerodiffpp.config import EvalConfig
+from zerodiffpp.data.prepared import PreparedData
+from zerodiffpp.io import DataError
+
+SEEN, UNSEEN, EMPTY = np.array([0, 1, 2, 3, 4]), np.array([6, 7, 8]), 5   # class 5: no samples
+N_CLASSES, DX, DC, DA = 9, 12, 6, 4
+CFG = EvalConfig(syn_per_class=40, classifier_epochs=8, classifier_lr=1e-2, classifier_batch=64)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Toy-sized tensors: one intra-op thread is fastest and immune to CPU oversubscription."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+class FakeDec(nn.Module):
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.fc1, self.fc2 = nn.Linear(DX, 16), nn.Linear(16, DA)
+        for p in self.parameters():
+            nn.init.normal_(p, 0, 0.3, generator=g)
+        self.drop = nn.Dropout(0.5)   # must be off: Dec is applied in eval mode
+
+    def forward_with_hidden(self, x):
+        h = torch.nn.functional.leaky_relu(self.drop(self.fc1(x)), 0.2)
+        return self.fc2(h), h
+
+    def forward(self, x):
+        return self.forward_with_hidden(x)[0]
+
+
+def world(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    cx = torch.randn(N_CLASSES, DX, generator=g) * 2
+    cc = torch.randn(N_CLASSES, DC, generator=g) * 2
+
+    def draw(classes, n):
+        y = torch.as_tensor(np.repeat(classes, n))
+        return (cx[y] + torch.randn(len(y), DX, generator=g), cc[y] + torch.randn(len(y), DC, generator=g),
+                y.numpy())
+    return draw
+
+
+def sets(seed=0, dec=None, variants=ev.VARIANTS):
+    draw = world(seed)
+    dec = dec or FakeDec()
+    out = {}
+    for name, classes, n in (("train", SEEN, 50), ("syn", UNSEEN, 40), ("test_seen", SEEN, 10),
+                             ("test_unseen", UNSEEN, 12)):
+        x, c, y = draw(classes, n)
+        out[name] = (ev.build_blocks(x, c, dec, variants), y)
+    return out
+
+
+def run(s, variants=ev.VARIANTS, seed=0, **kw):
+    return ev.evaluate_variants(s["train"][0], s["train"][1], s["syn"][0], s["syn"][1],
+                                s["test_seen"][0], s["test_seen"][1], s["test_unseen"][0],
+                                s["test_unseen"][1], SEEN, UNSEEN, CFG,
+                                torch.Generator().manual_seed(seed), variants=variants, **kw)
+
+
+def test_blocks_and_variants():
+    x, c = torch.rand(5, DX), torch.rand(5, DC)
+    dec = FakeDec().train()
+    b = ev.build_blocks(x, c, dec, ("VCS",))
+    assert b["S"].shape == (5, DA + 16) and dec.training   # mode restored
+    out, hidden = dec.eval().forward_with_hidden(x)
+    assert torch.allclose(b["S"], torch.cat([out, hidden], 1))   # eval mode: no dropout
+    assert [t.shape[1] for t in ev.select(b, "VCS")] == [DX, DA + 16, DC]
+    assert [t.shape[1] for t in ev.select(b, "VC")] == [DX, DC]
+    assert set(ev.build_blocks(x, None, None, ("V",))) == {"V"}
+    with pytest.raises(DataError, match="needs the DFG semantic decoder"):
+        ev.build_blocks(x, c, None, ("VS",))
+    with pytest.raises(DataError, match="unknown classifier input variant"):
+        ev.variant_blocks("SV")
+    with pytest.raises(DataError, match="not built"):
+        ev.select({"V": x}, "VC")
+
+
+def test_protocols_plausible_and_compact_classes():
+    res = run(sets())
+    for v, r in res.items():
+        assert r.zsl_t1 > 0.9, v
+        assert r.gzsl_s > 0.8 and r.gzsl_u > 0.8, v
+        assert r.gzsl_h == pytest.approx(2 * r.gzsl_u * r.gzsl_s / (r.gzsl_u + r.gzsl_s))
+        assert r.gzsl.classes.tolist() == [0, 1, 2, 3, 4, 6, 7, 8]   # empty class 5 excluded
+        assert r.zsl.classes.tolist() == [6, 7, 8]
+        assert r.gzsl.model.fc.out_features == 8 and r.zsl.model.fc.out_features == 3
+    t = res["VCS"].per_class
+    assert list(t.columns) == ["protocol", "split", "class_id", "n_test", "n_correct", "accuracy"]
+    assert len(t) == 3 + 3 + 5
+    zsl = t[t.protocol == "zsl"]
+    assert zsl["accuracy"].mean() == pytest.approx(res["VCS"].zsl_t1)
+
+
+def test_deterministic_and_variant_independent():
+    s = sets()
+    a = run(s)
+    b = run(s, variants=("VCS",))
+    assert a["VCS"].scores() == b["VCS"].scores()
+    assert torch.equal(a["VCS"].gzsl.model.fc.weight, b["VCS"].gzsl.model.fc.weight)
+    pd.testing.assert_frame_equal(a["VCS"].per_class, b["VCS"].per_class)
+
+
+def test_leaky_best_of_test_is_separate_and_at_least_headline():
+    r = run(sets(), variants=("V",), best_of_test=True)["V"]
+    plain = run(sets(), variants=("V",))["V"]
+    assert r.scores() == plain.scores()   # the diagnostic does not change headline numbers
+    assert r.leaky["gzsl_h"] >= r.gzsl_h and r.leaky["zsl_t1"] >= r.zsl_t1
+    assert 1 <= r.leaky["gzsl_epoch"] <= CFG.classifier_epochs
+    js = ev.metrics_json(r)
+    assert set(js) == {"zsl", "gzsl", "leaky_best_of_test"}
+    assert set(ev.metrics_json(plain)) == {"zsl", "gzsl"}
+
+
+def test_weights_reach_the_classifier():
+    s = sets()
+    base = run(s, variants=("V",))["V"]
+    ones = run(s, variants=("V",), syn_weights=np.ones(len(s["syn"][1])))["V"]
+    assert ones.scores() == pytest.approx(base.scores(), abs=1e-6)
+    # zero weight on all synthetic unseen samples: GZSL never learns unseen classes
+    w0 = run(s, variants=("V",), syn_weights=np.zeros(len(s["syn"][1])))["V"]
+    assert w0.gzsl_u < 0.2
+    with pytest.raises(DataError, match="weights"):
+        run(s, variants=("V",), train_weights=np.ones(3))
+
+
+def test_label_errors():
+    s = sets()
+    bad = dict(s)
+    bad["syn"] = (s["syn"][0], np.where(s["syn"][1] == 6, 0, s["syn"][1]))   # seen label in syn
+    with pytest.raises(DataError, match="must be unseen"):
+        run(bad, variants=("V",))
+    bad["syn"] = (s["syn"][0], np.where(s["syn"][1] == 6, EMPTY, s["syn"][1]))
+    with pytest.raises(DataError, match="not among"):
+        run(bad, variants=("V",))
+
+
+def test_seen_diagnostic():
+    s = sets(variants=("V",))
+    acc = ev.seen_diagnostic(s["train"][0], s["train"][1], s["test_seen"][0], s["test_seen"][1],
+                             SEEN, CFG, torch.Generator().manual_seed(0))
+    assert acc > 0.8
+
+
+def test_metrics_json_layout_percent_two_decimals():
+    r = ev.EvalResult("VCS", 0.873456, 0.747, 0.8934999, 0.81, pd.DataFrame(), None, None)
+    assert ev.metrics_json(r) == {"zsl": {"t1": 87.35}, "gzsl": {"u": 74.7, "s": 89.35, "h": 81.0}}
+
+
+# --------------------------------------------------------------------------- stage
+
+
+@pytest.fixture
+def stage_dir(tmp_path, monkeypatch):
+    draw = world(1)
+    tr, ts, tu = draw(SEEN, 40), draw(SEEN, 10), draw(UNSEEN, 10)
+    f = lambda t: t.numpy().astype(np.float32)
+    PreparedData(f(tr[0]), f(tr[1]), tr[2], f(ts[0]), f(ts[1]), ts[2], f(tu[0]), f(tu[1]), tu[2],
+                 np.random.default_rng(0).random((N_CLASSES, DA), dtype=np.float32), SEEN, UNSEEN,
+                 np.arange(1, len(tr[2]) + 1)).save(tmp_path / "prepared" / "prepared.npz")
+
+    # Fake synthesis module (contract of docs/CONTRACTS.md): samples near the true class means.
+    def load_models(drg, dfg, device):
+        return types.SimpleNamespace(Dec=FakeDec(), device=torch.device("cpu"))
+
+    def generate(models, class_emb, classes, n_per_class, mode, generator):
+        assert class_emb.shape == (N_CLASSES, DA) and mode == "one_step"
+        d = world(1)   # same class centers as the real data
+        x, c, y = d(np.asarray(classes), n_per_class)
+        noise = torch.randn(x.shape, generator=generator) * 0.1
+        return x + noise, c, torch.as_tensor(y)
+
+    fake = types.ModuleType("zerodiffpp.synthesis")
+    fake.load_models, fake.generate = load_models, generate
+    monkeypatch.setitem(sys.modules, "zerodiffpp.synthesis", fake)
+    params = {"runtime": {"device": "cpu", "threads": 1, "progress": False},
+              "train": {"seed": 3},
+              "eval": {"syn_per_class": 30, "classifier_epochs": 5, "classifier_batch": 64,
+                       "classifier_lr": 0.01, "variant": "VCS", "sampling": "one_step"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def stage_args(d, out):
+    return ["--params", str(d / "params.yaml"), "--prepared", str(d / "prepared"),
+            "--metrics", str(d / out / "m.json"), "--per-class", str(d / out / "pc.csv")]
+
+
+def test_stage_writes_deterministic_metrics(stage_dir):
+    from zerodiffpp.stages.evaluate import main
+
+    assert main(stage_args(stage_dir, "a")) == 0
+    assert main(stage_args(stage_dir, "b") + ["--best-of-test"]) == 0
+    assert main(stage_args(stage_dir, "c")) == 0
+    a = (stage_dir / "a" / "m.json").read_bytes()
+    assert a == (stage_dir / "c" / "m.json").read_bytes()
+    assert (stage_dir / "a" / "pc.csv").read_bytes() == (stage_dir / "c" / "pc.csv").read_bytes()
+    m = json.loads(a)
+    assert set(m) == {"zerodiff"} and set(m["zerodiff"]) == {"zsl", "gzsl"}
+    assert set(m["zerodiff"]["gzsl"]) == {"u", "s", "h"} and m["zerodiff"]["zsl"]["t1"] > 50
+    b = json.loads((stage_dir / "b" / "m.json").read_bytes())
+    assert b["zerodiff"]["gzsl"] == m["zerodiff"]["gzsl"]
+    assert "leaky_best_of_test" in b["zerodiff"]
+    pc = pd.read_csv(stage_dir / "a" / "pc.csv")
+    assert list(pc.columns) == ["variant", "protocol", "split", "class_id", "n_test", "n_correct",
+                                "accuracy"]
+    assert pc["accuracy"].between(0, 100).all()
+
+
+def test_stage_bad_params_exit_2(stage_dir, capsys):
+    from zerodiffpp.stages.evaluate import main
+
+    p = yaml.safe_load((stage_dir / "params.yaml").read_text())
+    p["eval"]["variant"] = "XYZ"
+    (stage_dir / "params.yaml").write_text(yaml.safe_dump(p))
+    assert main(stage_args(stage_dir, "a")) == 2
+    assert "eval.variant" in capsys.readouterr().err
+
+
+def test_empty_test_split_fails_before_training():
+    s = sets(variants=("V",))
+    bad = dict(s)
+    bad["test_unseen"] = ({"V": torch.zeros(0, DX)}, np.zeros(0, np.int64))
+    with pytest.raises(DataError, match="test-unseen: no sample"):
+        run(bad, variants=("V",))
