@@ -1,0 +1,130 @@
+"""Train and evaluate one baseline (f-CLSWGAN or f-VAEGAN) in the ZeroDiff harness.
+
+``python -m zerodiffpp.stages.baseline --method fclswgan|fvaegan [--params params.yaml]
+[--prepared runs/prepared] [--out runs/baselines/<method>]
+[--metrics metrics/baselines/<method>.json] [--history plots/history/<method>.csv]
+[--best-of-test]``
+
+Reads ``runtime``, ``train``, ``eval``, ``baselines`` and ``spurious`` from the parameter file;
+the method must be listed in ``baselines.methods``.  Same prepared features, splits and seen
+fraction as ZeroDiff; the final classifiers follow the same clean protocol (METHOD.md 4.3-4.5,
+``eval.*``) on input variant V (visual features only: the baselines have no SC
+representation, so ``eval.variant`` is not used here).
+
+Outputs
+* ``<out>/model.pt``       networks + meta (loads with ``weights_only=True``)
+* ``<out>/generated.npz``  ``seen_x, seen_y, unseen_x, unseen_y``: ``spurious.syn_per_class``
+  generated features (float32) per seen and per unseen class, 0-based class ids -- the input
+  of the spuriousness stage
+* ``<out>/per_class.csv``  per-class accuracies (as the evaluate stage writes them)
+* metrics JSON ``{"<method>": {"zsl": {"t1"}, "gzsl": {"u", "s", "h"}}}`` (percent, 2 decimals)
+* per-epoch history CSV
+The output directory is replaced as a whole, only once everything is written.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from .. import runtime
+from ..baselines import BASELINES, get_baseline
+from ..config import ConfigError, load_config
+from ..data.prepared import PreparedData
+from ..io import save_checkpoint, write_csv, write_json, write_npz
+from .common import atomic_dir, run_stage
+from .evaluate import derived_seed
+
+VARIANT = "V"            # baselines generate visual features only
+SEED_TAG_EVAL_SYNTHESIS, SEED_TAG_CLASSIFIER, SEED_TAG_SPURIOUS_SYNTHESIS = 0, 1, 2
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m zerodiffpp.stages.baseline",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--method", required=True, help=f"one of {', '.join(BASELINES)}")
+    parser.add_argument("--params", default="params.yaml", help="parameter file")
+    parser.add_argument("--prepared", default="runs/prepared", help="prepare stage output dir")
+    parser.add_argument("--out", default=None, help="output dir (default runs/baselines/<method>)")
+    parser.add_argument("--metrics", default=None,
+                        help="metrics JSON (default metrics/baselines/<method>.json)")
+    parser.add_argument("--history", default=None,
+                        help="per-epoch history CSV (default plots/history/<method>.csv)")
+    parser.add_argument("--best-of-test", action="store_true",
+                        help="also report the leaky best-of-test numbers (diagnostic)")
+    args = parser.parse_args(argv)
+    args.out = args.out or f"runs/baselines/{args.method}"
+    args.metrics = args.metrics or f"metrics/baselines/{args.method}.json"
+    args.history = args.history or f"plots/history/{args.method}.csv"
+    return args
+
+
+def check_method(method: str, enabled: list[str]) -> None:
+    if method not in BASELINES:
+        raise ConfigError(f"--method {method!r}: unknown baseline (known: {', '.join(BASELINES)})")
+    if method not in enabled:
+        raise ConfigError(f"--method {method}: not listed in baselines.methods "
+                          f"({', '.join(enabled) or 'empty'}); add it there to run it")
+
+
+@run_stage
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    cfg = load_config(args.params, sections=("runtime", "train", "eval", "baselines", "spurious"))
+    check_method(args.method, cfg.baselines.methods)
+    device = runtime.setup(cfg.runtime, cfg.train.seed)
+    data = PreparedData.load(Path(args.prepared) / "prepared.npz")
+
+    # Evaluation imports only once the inputs are valid.
+    from ..evaluation import build_blocks, evaluate_protocols, metrics_json, per_class_csv_frame
+    from ..trainloop import TrainingDivergedError
+
+    trainer = get_baseline(args.method)(data, cfg.baselines, seed=cfg.train.seed, device=device,
+                                        runtime=cfg.runtime)
+    start = time.perf_counter()
+    try:
+        history = trainer.train(data)
+    except TrainingDivergedError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    train_seconds = time.perf_counter() - start
+    write_csv(args.history, history)
+
+    seed = cfg.train.seed
+    syn_x, syn_y = trainer.generate(
+        data.unseen_classes, cfg.eval.syn_per_class,
+        torch.Generator(device=device).manual_seed(derived_seed(seed, SEED_TAG_EVAL_SYNTHESIS)))
+    variants = (VARIANT,)
+    blocks = {name: build_blocks(x, None, None, variants, device) for name, x in (
+        ("train", data.train_x), ("syn", syn_x), ("test_seen", data.test_seen_x),
+        ("test_unseen", data.test_unseen_x))}
+
+    def bar(it):
+        return runtime.progress(it, desc=f"classifier {VARIANT}", enabled=cfg.runtime.progress)
+
+    result = evaluate_protocols(
+        blocks["train"], data.train_y, blocks["syn"], syn_y, blocks["test_seen"], data.test_seen_y,
+        blocks["test_unseen"], data.test_unseen_y, data.seen_classes, data.unseen_classes,
+        cfg.eval, torch.Generator().manual_seed(derived_seed(seed, SEED_TAG_CLASSIFIER)),
+        variant=VARIANT, best_of_test=args.best_of_test, progress=bar)
+
+    # Generated seen + unseen features for the spuriousness metrics (METHOD.md 6.2).
+    spurious_gen = torch.Generator(device=device).manual_seed(derived_seed(seed, SEED_TAG_SPURIOUS_SYNTHESIS))
+    seen_x, seen_y = trainer.generate(data.seen_classes, cfg.spurious.syn_per_class, spurious_gen)
+    unseen_x, unseen_y = trainer.generate(data.unseen_classes, cfg.spurious.syn_per_class, spurious_gen)
+
+    with atomic_dir(args.out) as out:
+        save_checkpoint(out / "model.pt", trainer.state_dict())
+        write_npz(out / "generated.npz", seen_x=seen_x, seen_y=seen_y, unseen_x=unseen_x,
+                  unseen_y=unseen_y)
+        write_csv(out / "per_class.csv", per_class_csv_frame(result))
+    scores = metrics_json(result)
+    write_json(args.metrics, {args.method: scores})
+    print(f"baseline {args.method}: {trainer.epoch} epochs x {trainer.iters_per_epoch} it on {device} "
+          f"in {train_seconds:.1f} s; T1 {scores['zsl']['t1']:.2f}  U {scores['gzsl']['u']:.2f}  "
+          f"S {scores['gzsl']['s']:.2f}  H {scores['gzsl']['h']:.2f} -> {args.metrics}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,289 @@
+"""Shared machinery of the two GAN training loops (DRG, DFG): batches, epochs, history,
+NaN detection, checkpoint state and resume.  Subclasses define the networks, the optimisers and
+``iteration()`` (critic steps + one generator step), see train_drg.py / train_dfg.py.
+
+Randomness: every draw in training (batches, steps t, diffusion noise, z, GP alphas) comes from
+one seeded ``torch.Generator`` on the training device, and the weights are initialised from a
+separate CPU generator; the global RNGs are never used.  So the generator state is the complete
+RNG state of a run (numpy is not used), which makes same-seed runs and resumed runs identical on
+CPU.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .config import DiffusionConfig, RuntimeConfig
+from .data.prepared import PreparedData
+from .diffusion import DiffusionSchedule
+from .io import write_csv
+from .losses import gradient_penalty, interpolate
+from .runtime import autocast, progress
+
+CHECKPOINT_FORMAT = 1
+
+
+class TrainingDivergedError(RuntimeError):
+    """A training loss became NaN or infinite."""
+
+
+def data_fingerprint(data: PreparedData) -> str:
+    """Short hash of the training arrays: a checkpoint is resumed only on the same data."""
+    h = hashlib.sha256()
+    for arr in (data.train_x, data.train_c, data.train_y, data.class_emb):
+        arr = np.ascontiguousarray(arr)
+        h.update(str(arr.shape).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()[:16]
+
+
+def embeddings_are_l2_normalised(class_emb: np.ndarray) -> bool:
+    """Dec outputs are L2-normalised exactly when the class embeddings are (METHOD.md 2.4,
+    ``class_embedding_norm``); read it off the data instead of a separate flag."""
+    norms = np.linalg.norm(class_emb.astype(np.float64), axis=1)
+    return bool(np.allclose(norms, 1.0, atol=1e-4))
+
+
+def make_adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+    """Adam with the fused kernel on CPU/CUDA (same update rule, far fewer kernel launches)."""
+    params = list(params)
+    fused = bool(params) and params[0].device.type in ("cpu", "cuda")
+    return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
+
+
+def set_requires_grad(nets, flag: bool) -> None:
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+def critic_pass(critic, cond_h, real, fake, generator):
+    """Per-sample scores D(real), D(fake) (B,) and the un-weighted gradient penalty at interpolates
+    of the first input (METHOD.md 3.1).  real and fake share the conditioning ``cond_h`` (see
+    networks._Critic) and go through the critic as one stacked (2, B, .) batch."""
+    both = critic.score(torch.stack([real, fake.to(real.dtype)]), cond_h).squeeze(-1)
+    interp = interpolate(real, fake, generator)
+    gp = gradient_penalty(critic.score(interp, cond_h), interp)
+    return both[0], both[1], gp
+
+
+def random_prepared_data(n_train: int = 256, x_dim: int = 32, c_dim: int = 32, attr_dim: int = 8,
+                         n_seen: int = 6, n_unseen: int = 3, n_test: int = 16, seed: int = 0,
+                         l2_normalise: bool = True) -> PreparedData:
+    """Random PreparedData with [0, 1] features (for tests and benchmarks)."""
+    rng = np.random.default_rng(seed)
+    n_classes = n_seen + n_unseen
+    class_emb = rng.random((n_classes, attr_dim)).astype(np.float32)
+    if l2_normalise:
+        class_emb /= np.linalg.norm(class_emb, axis=1, keepdims=True)
+    seen = np.arange(n_seen, dtype=np.int64)
+    unseen = np.arange(n_seen, n_classes, dtype=np.int64)
+
+    def split(n, classes):
+        y = classes[rng.integers(0, len(classes), n)]
+        return (rng.random((n, x_dim)).astype(np.float32), rng.random((n, c_dim)).astype(np.float32), y)
+
+    tr, ts, tu = split(n_train, seen), split(n_test, seen), split(n_test, unseen)
+    return PreparedData(train_x=tr[0], train_c=tr[1], train_y=tr[2], test_seen_x=ts[0],
+                        test_seen_c=ts[1], test_seen_y=ts[2], test_unseen_x=tu[0],
+                        test_unseen_c=tu[1], test_unseen_y=tu[2], class_emb=class_emb,
+                        seen_classes=seen, unseen_classes=unseen,
+                        train_subset=np.arange(1, n_train + 1, dtype=np.int64))
+
+
+class TrainLoop:
+    """Base class: subclasses set ``stage``, ``network_names``, build ``self.nets`` /
+    ``self.optimizers`` / ``self.gp`` and implement ``iteration() -> dict[str, Tensor]``."""
+
+    stage = "GAN"
+    network_names: tuple[str, ...] = ()
+    # Preferred order of the history columns (after "epoch"; "lambda" and "seconds" come last).
+    column_order = ("loss_D", "loss_G", "W_x0", "W_xt", "W_xc", "W_r0", "W_rt", "gp", "loss_ml",
+                    "loss_dec", "loss_vae", "adv_G", "loss_rec", "dec_mse_fake")
+    # Config fields that may differ between a checkpoint and a run that resumes it.
+    resumable_differences = ("epochs",)
+
+    def __init__(self, data: PreparedData, cfg, diffusion: DiffusionConfig, *, seed: int,
+                 device="cpu", runtime: RuntimeConfig | None = None):
+        self.cfg = cfg
+        self.diffusion_cfg = diffusion
+        self.runtime = runtime or RuntimeConfig(device="cpu", progress=False)
+        self.device = torch.device(device)
+        self.seed = int(seed)
+        self.schedule = DiffusionSchedule.from_config(diffusion).to(self.device)
+        self.n_train = int(len(data.train_y))
+        self.batch_size = int(cfg.batch_size)
+        # One "epoch" = ceil(n_train / B) generator iterations (METHOD.md 4.1).
+        self.iters_per_epoch = math.ceil(self.n_train / self.batch_size)
+        self.fingerprint = data_fingerprint(data)
+        self.normalize_dec = embeddings_are_l2_normalised(data.class_emb)
+        # Training data lives on the device; only seen training samples are ever read.
+        self.train_y = torch.as_tensor(data.train_y, dtype=torch.int64, device=self.device)
+        self.class_emb = torch.as_tensor(data.class_emb, dtype=torch.float32, device=self.device)
+        # Weights from a CPU generator (seed), training draws from a device generator (seed + 1).
+        self.init_generator = torch.Generator().manual_seed(self.seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed + 1)
+        self.epoch = 0
+        self.history: list[dict] = []
+        self.nets: dict[str, torch.nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    # ------------------------------------------------------------------ helpers
+
+    def autocast(self):
+        return autocast(self.runtime, self.device)
+
+    def sample_indices(self) -> torch.Tensor:
+        """randperm(n_train)[:B]: an i.i.d. batch without replacement (METHOD.md 1.2 item 9)."""
+        return torch.randperm(self.n_train, generator=self.generator, device=self.device)[: self.batch_size]
+
+    def randn(self, *shape) -> torch.Tensor:
+        return torch.randn(shape, generator=self.generator, device=self.device)
+
+    def iteration(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ epochs
+
+    def run_epoch(self, bar=None) -> dict:
+        """ceil(n_train / B) iterations; losses are accumulated on the device and read back once."""
+        start = time.perf_counter()
+        sums: dict[str, torch.Tensor] = {}
+        for _ in range(self.iters_per_epoch):
+            for name, value in self.iteration().items():
+                value = value.detach().float()
+                sums[name] = sums[name] + value if name in sums else value
+            if bar is not None:
+                bar.update(1)
+        names = sorted(sums, key=lambda n: (self.column_order.index(n) if n in self.column_order
+                                             else len(self.column_order), n))
+        means = (torch.stack([sums[n] for n in names]).double() / self.iters_per_epoch).tolist()
+        epoch = self.epoch + 1
+        for name, value in zip(names, means):
+            if not math.isfinite(value):
+                raise TrainingDivergedError(
+                    f"{self.stage} training diverged: loss '{name}' is {value} in epoch {epoch} "
+                    f"(lower the learning rate {self.stage.lower()}.lr or check the input data)")
+        row = {"epoch": epoch, **dict(zip(names, means)),
+               "lambda": float(self.gp.value.item()),
+               "seconds": time.perf_counter() - start}
+        self.epoch = epoch
+        self.history.append(row)
+        return row
+
+    def train(self, epochs: int, on_epoch_end=None) -> list[dict]:
+        """Train until ``epochs`` epochs are done in total (continuing after a resume)."""
+        remaining = max(0, epochs - self.epoch)
+        with progress(total=remaining * self.iters_per_epoch, desc=self.stage,
+                      enabled=self.runtime.progress) as bar:
+            for _ in range(remaining):
+                row = self.run_epoch(bar)
+                bar.set_postfix(epoch=row["epoch"], loss_D=f"{row['loss_D']:.3g}",
+                                loss_G=f"{row['loss_G']:.3g}")
+                if on_epoch_end is not None:
+                    on_epoch_end(self)
+        return self.history
+
+    # ------------------------------------------------------------------ state
+
+    def meta(self) -> dict:
+        """Plain ints/floats/strs/bools: dims, config, schedule, progress (see CHECKPOINTS in
+        train_drg.py)."""
+        meta = {"format": CHECKPOINT_FORMAT, "stage": self.stage, **self.dims.to_meta(),
+                "normalize_dec": self.normalize_dec,
+                "n_steps": self.diffusion_cfg.n_steps, "beta_min": self.diffusion_cfg.beta_min,
+                "beta_max": self.diffusion_cfg.beta_max,
+                "seed": self.seed, "n_train": self.n_train, "data_fingerprint": self.fingerprint,
+                "iters_per_epoch": self.iters_per_epoch, "device_type": self.device.type,
+                "precision": self.runtime.precision,
+                "epochs_done": self.epoch, "lambda_gp": float(self.gp.value.item()),
+                "torch_version": str(torch.__version__)}
+        for key, value in vars(self.cfg).items():
+            meta[f"cfg_{key}"] = value
+        return meta
+
+    def resume_signature(self, meta: dict) -> dict:
+        skip = {"epochs_done", "lambda_gp", "torch_version"} | {f"cfg_{k}" for k in self.resumable_differences}
+        return {k: v for k, v in meta.items() if k not in skip}
+
+    def can_resume(self, checkpoint: dict, epochs: int) -> tuple[bool, str]:
+        """A checkpoint is resumed when everything but the epoch count matches and it has not
+        trained past ``epochs``."""
+        try:
+            theirs = dict(checkpoint["meta"])
+        except (KeyError, TypeError):
+            return False, "no meta in checkpoint"
+        mine = self.resume_signature(self.meta())
+        diff = sorted(k for k in set(mine) | set(self.resume_signature(theirs))
+                      if mine.get(k) != theirs.get(k))
+        if diff:
+            return False, f"configuration differs ({', '.join(diff[:5])})"
+        if int(theirs.get("epochs_done", 0)) > epochs:
+            return False, f"checkpoint has {theirs['epochs_done']} epochs, more than the {epochs} asked for"
+        return True, f"resuming after epoch {theirs['epochs_done']}"
+
+    def state_dict(self) -> dict:
+        columns = list(self.history[0]) if self.history else []
+        return {
+            "meta": self.meta(),
+            "models": {name: net.state_dict() for name, net in self.nets.items()},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "state": {"generator": self.generator.get_state(),
+                      "lambda_gp": self.gp.value.detach().cpu()},
+            "history": {col: [row[col] for row in self.history] for col in columns},
+        }
+
+    def load_state_dict(self, checkpoint: dict) -> None:
+        for name, net in self.nets.items():
+            net.load_state_dict(checkpoint["models"][name])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(checkpoint["optimizers"][name])
+        self.generator.set_state(checkpoint["state"]["generator"].cpu())
+        self.gp.value = checkpoint["state"]["lambda_gp"].to(self.device, torch.float64)
+        self.epoch = int(checkpoint["meta"]["epochs_done"])
+        hist = checkpoint.get("history", {})
+        columns = list(hist)
+        n = len(hist[columns[0]]) if columns else 0
+        self.history = [{col: hist[col][i] for col in columns} for i in range(n)]
+
+    def history_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.history)
+
+    def save(self, checkpoint_path: str | Path, history_path: str | Path | None = None) -> None:
+        """Atomic checkpoint (+ history CSV) -- called after every epoch."""
+        from .io import save_checkpoint
+
+        save_checkpoint(checkpoint_path, self.state_dict())
+        if history_path is not None:
+            write_csv(history_path, self.history_frame())
+
+
+def fit(trainer: TrainLoop, epochs: int, checkpoint_path: str | Path, history_path: str | Path,
+        log=print) -> TrainLoop:
+    """Train ``trainer`` to ``epochs`` epochs, resuming from ``checkpoint_path`` when it holds a
+    compatible earlier state; checkpoint + history CSV are rewritten (atomically) after each epoch."""
+    from .io import DataError, load_checkpoint
+
+    checkpoint_path = Path(checkpoint_path)
+    if checkpoint_path.exists():
+        try:
+            checkpoint = load_checkpoint(checkpoint_path)
+            ok, why = trainer.can_resume(checkpoint, epochs)
+        except DataError as exc:
+            ok, why = False, str(exc)
+        if ok:
+            trainer.load_state_dict(checkpoint)
+            log(f"{trainer.stage}: {checkpoint_path}: {why}")
+        else:
+            log(f"{trainer.stage}: not resuming {checkpoint_path}: {why}; training from scratch")
+    start_epoch = trainer.epoch
+    trainer.train(epochs, on_epoch_end=lambda tr: tr.save(checkpoint_path, history_path))
+    if trainer.epoch == start_epoch:   # nothing left to train: still make sure outputs exist
+        trainer.save(checkpoint_path, history_path)
+    return trainer
