@@ -15,7 +15,7 @@ from zerodiffpp.baselines.base import load_baseline
 from zerodiffpp.config import BaselinesConfig, EvalConfig
 from zerodiffpp.data.prepared import PreparedData
 from zerodiffpp.evaluation import evaluate_protocols
-from zerodiffpp.io import load_checkpoint, read_npz, save_checkpoint
+from zerodiffpp.io import DataError, load_checkpoint, read_npz, save_checkpoint
 from zerodiffpp.stages import baseline as baseline_stage
 from zerodiffpp.trainloop import TrainingDivergedError
 
@@ -139,9 +139,11 @@ def test_checkpoint_round_trip(method, tmp_path):
     save_checkpoint(tmp_path / "model.pt", trainer.state_dict())
     state = load_checkpoint(tmp_path / "model.pt")          # weights_only=True
     assert state["meta"]["method"] == method and state["meta"]["epochs_done"] == 1
-    again = load_baseline(tmp_path / "model.pt", data, TINY, BASELINES)
+    again = load_baseline(tmp_path / "model.pt", data)
     assert np.array_equal(generated(trainer, data.unseen_classes)[0],
                           generated(again, data.unseen_classes)[0])
+    with pytest.raises(DataError, match="different prepared data"):
+        load_baseline(tmp_path / "model.pt", separable_data(seed=5))
 
 
 # --------------------------------------------------------------------------- stage

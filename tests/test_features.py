@@ -223,6 +223,11 @@ def test_features_and_prepare_stages_end_to_end(tmp_path, capsys):
     assert info["method"] == "image-cnn" and info["x_dim"] == 16 and info["dataset"] == data.name
     x, c, _ = read_features_dir(feats, data.labels.size)
     assert x.shape == (data.labels.size, 16) and c.shape == x.shape
+    rerun = tmp_path / "features_rerun"                 # same params -> identical bytes
+    assert features_stage.main(["--params", str(params), "--raw", str(raw),
+                                "--out", str(rerun)]) == 0
+    for name in ("ce_ce.mat", "con_paco.mat"):
+        assert (rerun / name).read_bytes() == (feats / name).read_bytes()
 
     assert prepare_stage.main(["--params", str(params), "--raw", str(raw), "--features",
                                str(feats), "--out", str(prep)]) == 0

@@ -19,6 +19,9 @@ Ablations (DFGConfig):
   critic of x_0 given a, c and the noise input) and all mutual-learning weights are a_0^f = 1.
   Synthesis then makes one G call at t = 0 from pure noise (see synthesis.reverse_chain).
 
+Not reproduced: the official critic step gates the *real* D_xt term on gamma_x0 > 0 (a typo,
+METHOD.md 8 item 10); here every D_xt term is weighted by gamma_xt.
+
 Checkpoint layout: see train_drg.py (models E, G, D_x0, D_xt, [D_xc], Dec; meta adds cfg_use_sc,
 cfg_diffusion_aug, ...).
 """

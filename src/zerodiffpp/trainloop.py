@@ -193,8 +193,8 @@ class TrainLoop:
     # ------------------------------------------------------------------ state
 
     def meta(self) -> dict:
-        """Plain ints/floats/strs/bools: dims, config, schedule, progress (see CHECKPOINTS in
-        train_drg.py)."""
+        """Plain ints/floats/strs/bools: dims, config, schedule, progress (layout documented in
+        the train_drg.py module docstring)."""
         meta = {"format": CHECKPOINT_FORMAT, "stage": self.stage, **self.dims.to_meta(),
                 "normalize_dec": self.normalize_dec,
                 "n_steps": self.diffusion_cfg.n_steps, "beta_min": self.diffusion_cfg.beta_min,

@@ -85,7 +85,8 @@ class BaselineTrainer:
         for name, net in self.nets.items():
             self.nets[name] = init_weights(net, self.init_generator).to(self.device)
         self.G, self.D = self.nets["G"], self.nets["D"]
-        self.opt_D = make_adam(self.D.parameters(), cfg.lr, ADAM_BETAS)
+        self.critic_params = list(self.D.parameters())
+        self.opt_D = make_adam(self.critic_params, cfg.lr, ADAM_BETAS)
         self.epoch = 0
         self.history: list[dict] = []
         self.prepared = False
@@ -126,7 +127,7 @@ class BaselineTrainer:
             w_dist = real_s.float().mean() - fake_s.float().mean()
             loss_d = -w_dist + self.cfg.gp_weight * gp
         # inputs=: no gradient for the interpolates themselves (saves one matmul per step).
-        loss_d.backward(inputs=list(self.D.parameters()))
+        loss_d.backward(inputs=self.critic_params)
         self.opt_D.step()
         return {"loss_D": loss_d, "W": w_dist, "gp": gp}
 
@@ -249,13 +250,20 @@ class BaselineTrainer:
         self.epoch = int(meta.get("epochs_done", 0))
 
 
-def load_baseline(path: str | Path, data: PreparedData, cfg: BaselinesConfig, registry: dict,
-                  device="cpu") -> BaselineTrainer:
-    """Rebuild a trained baseline from ``model.pt`` (same prepared data and config)."""
+def load_baseline(path: str | Path, data: PreparedData, device="cpu",
+                  runtime: RuntimeConfig | None = None) -> BaselineTrainer:
+    """Rebuild a trained baseline from its ``model.pt``; ``data`` must be the prepared data it
+    was trained on (dimensions and class embeddings; checked by fingerprint)."""
+    from . import BASELINES   # the registry imports this module
+
     checkpoint = load_checkpoint(path, map_location=device)
-    method = checkpoint.get("meta", {}).get("method")
-    if method not in registry:
-        raise DataError(f"{path}: unknown baseline method {method!r}")
-    trainer = registry[method](data, cfg, seed=int(checkpoint["meta"]["seed"]), device=device)
+    meta = checkpoint.get("meta", {})
+    if meta.get("method") not in BASELINES:
+        raise DataError(f"{path}: unknown baseline method {meta.get('method')!r}")
+    if meta.get("data_fingerprint") != data_fingerprint(data):
+        raise DataError(f"{path}: trained on different prepared data (fingerprint mismatch)")
+    cfg = BaselinesConfig(**{k[len("cfg_"):]: v for k, v in meta.items() if k.startswith("cfg_")})
+    trainer = BASELINES[meta["method"]](data, cfg, seed=int(meta["seed"]), device=device,
+                                        runtime=runtime)
     trainer.load_state_dict(checkpoint)
     return trainer

@@ -15,6 +15,7 @@ A conditional VAE and a conditional WGAN-GP share the generator/decoder G(z, a):
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ..losses import vae_loss
@@ -42,9 +43,12 @@ class FVAEGAN(BaselineTrainer):
         self.opt_G.zero_grad(set_to_none=True)
         with self.autocast():
             mu, log_var = self.nets["E"](x, a)
-            recon = self.G(reparameterize(mu, log_var, self.generator), a)
+            z_post = reparameterize(mu, log_var, self.generator)
+            z_prior = self.randn(x.shape[0], self.z_dim)
+            # Both decodings in one batch through G: (reconstruction, prior sample).
+            recon, fake = self.G(torch.cat([z_post, z_prior]), torch.cat([a, a])).chunk(2)
             loss_vae, bce, kl = vae_loss(recon, x, mu, log_var)
-            loss_adv = self.adversarial_loss(self.G(self.randn(x.shape[0], self.z_dim), a), a)
+            loss_adv = self.adversarial_loss(fake, a)
             loss_g = cfg.vae_weight * loss_vae + cfg.gen_adv_weight * loss_adv
         loss_g.backward()
         self.opt_G.step()

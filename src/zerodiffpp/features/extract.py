@@ -75,7 +75,9 @@ def standardise(values: np.ndarray, train_rows: np.ndarray, axes: tuple[int, ...
     mean = train.mean(axis=axes, keepdims=True)
     std = train.std(axis=axes, keepdims=True)
     std[std == 0] = 1.0
-    return ((values - mean) / std).astype(np.float32)
+    out = np.asarray(values, dtype=np.float32) - mean.astype(np.float32)
+    out /= std.astype(np.float32)
+    return out
 
 
 # --------------------------------------------------------------------------- augmentation
