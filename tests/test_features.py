@@ -195,10 +195,10 @@ def test_feature_dataset_extraction_keeps_x_and_trains_c_on_seen_only():
 # --------------------------------------------------------------------------- stages
 
 
-def _write_params(path, **features):
+def _write_params(path, data=None, **features):
     import yaml
 
-    params = {"runtime": {"progress": False, "threads": 1, "device": "cpu"},
+    params = {"data": data or {}, "runtime": {"progress": False, "threads": 1, "device": "cpu"},
               "features": {"feature_dim": 16, "ce_epochs": 1, "sc_epochs": 1,
                            "batch_size": 16, "projection_dim": 8, **features},
               "train": {"seen_fraction": 0.5, "seed": 0}}
@@ -264,6 +264,11 @@ def test_stages_report_bad_inputs(tmp_path, capsys):
     code = prepare_stage.main(["--params", str(params), "--raw", str(raw), "--features",
                                str(feats), "--out", str(tmp_path / "prep")])
     assert code == 2 and "ce_ce.mat" in capsys.readouterr().err
+
+    zd_params = _write_params(tmp_path / "zd.yaml", data={"feature_source": "zerodiff"})
+    code = features_stage.main(["--params", str(zd_params), "--raw", str(raw),
+                                "--out", str(tmp_path / "f2")])
+    assert code == 2 and "not found" in capsys.readouterr().err
 
     write_feature_mat(raw / "ce_ce.mat", np.zeros((3, 3)))       # wrong row count
     write_feature_mat(raw / "con_paco.mat", np.zeros((3, 3)))

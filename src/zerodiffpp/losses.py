@@ -99,3 +99,84 @@ class AdaptiveGP:
 
     def weight(self, dtype=torch.float32) -> torch.Tensor:
         return self.value.to(dtype)
+
+
+# --------------------------------------------------------------------------- fused critic pass
+#
+# The WGAN-GP critic update of METHOD.md 3.1 for the two-layer critics of networks._Critic,
+#   h = u W_u^T + cond_h,  D(u) = w_o . lrelu(h) + b_o,
+# with the first-order scores on real and fake inputs and the gradient penalty at interpolates,
+# written out by hand.  Same math as ``trainloop.critic_pass`` (autograd with a double backward),
+# but:
+#   * real, fake and interpolated inputs go through ONE (3B x D) @ (D x H) product;
+#   * the penalty's input gradient g = (w_o * lrelu'(h)) W_u is formed directly;
+#   * the backward is analytic: lrelu is piecewise linear, so d lrelu'(h) / dh = 0 and the penalty
+#     reaches W_u only through g (autograd instead pushes that structurally-zero second derivative
+#     through two more full-size products per critic, and fills the unused gradient of the
+#     interpolate leaf);
+#   * the three weight-gradient contributions to W_u (real rows, fake rows, penalty) are one
+#     (H x 3B) @ (3B x D) product instead of three with K = B (a far better shape for BLAS).
+# The inputs (real, fake, interpolates) are treated as constants: this is for critic updates,
+# where they are detached anyway.  fp32 only (the trainers use the autograd path under autocast).
+
+
+class _CriticScoresPenalty(torch.autograd.Function):
+    """(u3 = [real; fake; interp] (3B, D), cond_h (B, H), W_u (H, D), w_o (1, H), b_o (1,), slope)
+    -> (scores (2B,) of the real and fake rows, un-weighted gradient penalty (scalar))."""
+
+    @staticmethod
+    def forward(ctx, u3, cond_h, w_u, w_o, b_o, slope):
+        n = u3.shape[0] // 3
+        h = torch.mm(u3, w_u.t())                                   # (3B, H)
+        h.view(3, n, -1).add_(cond_h)
+        mask = torch.where(h > 0, 1.0, slope).to(h.dtype)           # lrelu'(h)
+        act_rf = h[: 2 * n] * mask[: 2 * n]                          # lrelu(h) of real, fake rows
+        scores = torch.addmm(b_o, act_rf, w_o.t()).squeeze(1)       # (2B,)
+        q = mask[2 * n:] * w_o                                      # d D / d h at interpolates
+        g = torch.mm(q, w_u)                                        # d D / d u   (B, D)
+        norm = torch.linalg.vector_norm(g, 2, dim=1)
+        gp = ((norm - 1.0) ** 2).mean()
+        ctx.save_for_backward(u3, w_u, w_o, act_rf, mask, g, norm)
+        return scores, gp
+
+    @staticmethod
+    def backward(ctx, grad_scores, grad_gp):
+        u3, w_u, w_o, act_rf, mask, g, norm = ctx.saved_tensors
+        n = g.shape[0]
+        mask_rf, mask_i = mask[: 2 * n], mask[2 * n:]
+        # penalty: d gp / d g_i = 2 (|g_i| - 1) g_i / (|g_i| B)   (0 where |g_i| = 0, like autograd)
+        coef = torch.where(norm > 0, grad_gp * 2.0 * (norm - 1.0) / (norm * n), 0.0)
+        gg = g * coef.unsqueeze(1)                                  # (B, D)
+        dq = torch.mm(gg, w_u.t())                                  # (B, H)
+        # scores: dD/dh = w_o * lrelu'(h)
+        dh_rf = grad_scores.unsqueeze(1) * w_o * mask_rf            # (2B, H)
+        grad_w_o = (torch.mm(grad_scores.unsqueeze(0), act_rf)
+                    + (dq * mask_i).sum(0, keepdim=True))
+        grad_b_o = grad_scores.sum().reshape(1)
+        grad_cond = dh_rf.view(2, n, -1).sum(0)
+        # W_u: real + fake rows (dh^T u) and the penalty path (q^T gg) in one product
+        left = torch.cat([dh_rf, mask_i * w_o])                     # (3B, H)
+        right = torch.cat([u3[: 2 * n], gg])                        # (3B, D)
+        grad_w_u = torch.mm(left.t(), right)
+        return None, grad_cond, grad_w_u, grad_w_o, grad_b_o, None
+
+
+def critic_scores_and_penalty(critic, cond_h: torch.Tensor, real: torch.Tensor, fake: torch.Tensor,
+                              interp: torch.Tensor, slope: float):
+    """Scores D(real), D(fake) (B,) and the un-weighted GP at ``interp`` for a networks._Critic
+    (fc_u without bias, fc_out) with conditioning ``cond_h`` = critic.condition(...)."""
+    u3 = torch.cat([real.detach(), fake.detach().to(real.dtype), interp.detach()])
+    scores, gp = _CriticScoresPenalty.apply(u3, cond_h, critic.fc_u.weight, critic.fc_out.weight,
+                                            critic.fc_out.bias, float(slope))
+    n = real.shape[0]
+    return scores[:n], scores[n:], gp
+
+
+def critic_pass_fused(critic, cond_h: torch.Tensor, real: torch.Tensor, fake: torch.Tensor,
+                      generator: torch.Generator, slope: float = 0.2):
+    """Drop-in for ``trainloop.critic_pass`` in critic updates (same values, same gradients for
+    the critic's parameters and ``cond_h``, same RNG draws): per-sample D(real), D(fake) (B,) and
+    the un-weighted gradient penalty, via :func:`critic_scores_and_penalty`.  real / fake get no
+    gradient (they are constants in a critic step)."""
+    interp = interpolate(real, fake, generator)
+    return critic_scores_and_penalty(critic, cond_h, real, fake, interp, slope)

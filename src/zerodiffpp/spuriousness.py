@@ -76,7 +76,9 @@ def _class_index(y: np.ndarray, n_classes: int):
 def train_probe_critic(real_x: np.ndarray, real_y: np.ndarray, fake_x: np.ndarray,
                        fake_y: np.ndarray, class_emb: np.ndarray, *, epochs: int, hidden: int,
                        lr: float, batch_size: int, seed: int, gp_weight: float = 10.0,
-                       device: str | torch.device = "cpu") -> ProbeCritic:
+                       device: str | torch.device = "cpu",
+                       on_epoch: Optional[Callable[[int, ProbeCritic], None]] = None
+                       ) -> ProbeCritic:
     """Train a fresh conditional WGAN-GP critic, real = (real_x, a_y) vs fake = (fake_x, a_y).
 
     One epoch = one shuffled pass over the real samples in batches of ``batch_size``; each
@@ -84,6 +86,7 @@ def train_probe_critic(real_x: np.ndarray, real_y: np.ndarray, fake_x: np.ndarra
     fake see the same conditioning (METHOD.md 3.1).  Loss = -(E D(real) - E D(fake)) +
     gp_weight * GP, Adam(lr, (0.5, 0.999)).  Every random draw comes from ``seed``, so the
     probe is the same for every method given the same inputs.  Returned frozen, in eval mode.
+    ``on_epoch(epoch, critic)`` (optional) is called after every epoch, e.g. to log convergence.
     """
     real_y = np.asarray(real_y, dtype=np.int64)
     fake_y = np.asarray(fake_y, dtype=np.int64)
@@ -107,7 +110,7 @@ def train_probe_critic(real_x: np.ndarray, real_y: np.ndarray, fake_x: np.ndarra
     ry_cpu = torch.as_tensor(real_y)
     n = len(rx)
     critic.train()
-    for _ in range(epochs):
+    for epoch in range(epochs):
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, batch_size):
             idx = perm[i:i + batch_size]
@@ -123,6 +126,10 @@ def train_probe_critic(real_x: np.ndarray, real_y: np.ndarray, fake_x: np.ndarra
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        if on_epoch is not None:   # diagnostics only; must not draw from the RNGs above
+            critic.eval()
+            on_epoch(epoch + 1, critic)
+            critic.train()
     critic.eval()
     for p in critic.parameters():
         p.requires_grad_(False)

@@ -31,8 +31,8 @@ import torch
 
 from .config import DFGConfig, DiffusionConfig, RuntimeConfig
 from .data.prepared import PreparedData
-from .losses import AdaptiveGP, mutual_learning_loss, vae_loss, weighted_l1
-from .networks import DFG_NETWORKS, NetworkDims, build_networks, reparameterize
+from .losses import AdaptiveGP, critic_pass_fused, mutual_learning_loss, vae_loss, weighted_l1
+from .networks import DFG_NETWORKS, LRELU_SLOPE, NetworkDims, build_networks, reparameterize
 from .trainloop import TrainLoop, critic_pass, make_adam, set_requires_grad
 
 ADAM_BETAS = (0.5, 0.999)       # G, critics, Dec (METHOD.md 3.5)
@@ -40,11 +40,15 @@ ENCODER_BETAS = (0.9, 0.999)    # E uses Adam's defaults (METHOD.md 8 item 11)
 
 
 class DFGTrainer(TrainLoop):
+    """``fused``: see :class:`train_drg.DRGTrainer` (fused critic passes by default,
+    ``fused=False`` = straightforward autograd reference; bf16 always uses the reference)."""
+
     stage = "DFG"
 
     def __init__(self, data: PreparedData, cfg: DFGConfig, diffusion: DiffusionConfig, *,
-                 seed: int, device="cpu", runtime: RuntimeConfig | None = None):
+                 seed: int, device="cpu", runtime: RuntimeConfig | None = None, fused: bool = True):
         super().__init__(data, cfg, diffusion, seed=seed, device=device, runtime=runtime)
+        self.fused = bool(fused) and self.runtime.precision == "fp32"
         self.network_names = tuple(n for n in DFG_NETWORKS if cfg.use_sc or n != "D_xc")
         self.dims = NetworkDims(x_dim=data.x_dim, c_dim=data.c_dim, attr_dim=data.attr_dim,
                                 hidden=cfg.hidden_dim)
@@ -67,6 +71,12 @@ class DFGTrainer(TrainLoop):
     def sample_batch(self):
         idx = self.sample_indices()
         return self.train_x[idx], self.train_c[idx], self.class_emb[self.train_y[idx]]
+
+    def critic_pass(self, critic, cond_h, real, fake):
+        """D(real), D(fake) per sample and the un-weighted GP (fused or reference path)."""
+        if self.fused:
+            return critic_pass_fused(critic, cond_h, real, fake, self.generator, LRELU_SLOPE)
+        return critic_pass(critic, cond_h, real, fake, self.generator)
 
     def diffuse(self, x0):
         """t and the forward pair (x_t, x_{t+1}) of METHOD.md 2.1 (see module docstring for
@@ -101,18 +111,17 @@ class DFGTrainer(TrainLoop):
             # Dec learns a from real features (TF-VAEGAN semantic decoder).
             loss_dec = cfg.gamma_rec * weighted_l1(self.Dec(x0), a)
 
-            real_x0, fake_x0, gp_x0 = critic_pass(self.D_x0, self.D_x0.condition(a), x0, x0_fake,
-                                                  self.generator)
-            real_xt, fake_xt, gp_xt = critic_pass(self.D_xt, self.D_xt.condition(x_tp1, a, c, t),
-                                                  x_t, xt_fake, self.generator)
+            real_x0, fake_x0, gp_x0 = self.critic_pass(self.D_x0, self.D_x0.condition(a), x0, x0_fake)
+            real_xt, fake_xt, gp_xt = self.critic_pass(self.D_xt, self.D_xt.condition(x_tp1, a, c, t),
+                                                       x_t, xt_fake)
             w_x0 = (real_x0 - fake_x0).float()       # per-sample Wasserstein gaps
             w_xt = (real_xt - fake_xt).float()
             adv = cfg.gamma_x0 * -w_x0.mean() + cfg.gamma_xt * -w_xt.mean()
             penalty = cfg.gamma_x0 * gp_x0 + cfg.gamma_xt * gp_xt
             w_xc = None
             if self.D_xc is not None:
-                real_xc, fake_xc, gp_xc = critic_pass(self.D_xc, self.D_xc.condition(c), x0, x0_fake,
-                                                      self.generator)
+                real_xc, fake_xc, gp_xc = self.critic_pass(self.D_xc, self.D_xc.condition(c), x0,
+                                                           x0_fake)
                 w_xc = (real_xc - fake_xc).float()
                 adv = adv - w_xc.mean()
                 penalty = penalty + gp_xc

@@ -22,20 +22,27 @@ import torch.nn.functional as F
 
 from .config import DiffusionConfig, DRGConfig, RuntimeConfig
 from .data.prepared import PreparedData
-from .losses import AdaptiveGP
-from .networks import DRG_NETWORKS, NetworkDims, build_networks
+from .losses import AdaptiveGP, critic_pass_fused
+from .networks import DRG_NETWORKS, LRELU_SLOPE, NetworkDims, build_networks
 from .trainloop import TrainLoop, critic_pass, make_adam, set_requires_grad
 
 ADAM_BETAS = (0.5, 0.999)   # METHOD.md 3.2
 
 
 class DRGTrainer(TrainLoop):
+    """``fused=True`` (default) runs the critics' scores and gradient penalties through
+    :func:`losses.critic_pass_fused` (one product for real/fake/interpolated inputs, analytic
+    double backward); ``fused=False`` is the straightforward autograd reference
+    (:func:`trainloop.critic_pass`).  Same math, same RNG draws; bf16 autocast always uses the
+    reference path."""
+
     stage = "DRG"
     network_names = DRG_NETWORKS
 
     def __init__(self, data: PreparedData, cfg: DRGConfig, diffusion: DiffusionConfig, *,
-                 seed: int, device="cpu", runtime: RuntimeConfig | None = None):
+                 seed: int, device="cpu", runtime: RuntimeConfig | None = None, fused: bool = True):
         super().__init__(data, cfg, diffusion, seed=seed, device=device, runtime=runtime)
+        self.fused = bool(fused) and self.runtime.precision == "fp32"
         self.dims = NetworkDims(x_dim=data.x_dim, c_dim=data.c_dim, attr_dim=data.attr_dim,
                                 hidden=cfg.hidden_dim)
         self.train_c = torch.as_tensor(data.train_c, dtype=torch.float32, device=self.device)
@@ -54,6 +61,12 @@ class DRGTrainer(TrainLoop):
     def sample_batch(self):
         idx = self.sample_indices()
         return self.train_c[idx], self.class_emb[self.train_y[idx]]
+
+    def critic_pass(self, critic, cond_h, real, fake):
+        """D(real), D(fake) per sample and the un-weighted GP (fused or reference path)."""
+        if self.fused:
+            return critic_pass_fused(critic, cond_h, real, fake, self.generator, LRELU_SLOPE)
+        return critic_pass(critic, cond_h, real, fake, self.generator)
 
     def fake_pair(self, c0, a):
         """t, (c_t, c_{t+1}), c-hat_0 = R(z, a, c_t, t) and c-tilde_t ~ q(c_t | c-hat_0, c_{t+1})."""
@@ -77,10 +90,9 @@ class DRGTrainer(TrainLoop):
             loss_dec = F.mse_loss(self.Dec_r(c0).float(), a)
             with torch.no_grad():
                 t, c_t, c_tp1, c0_fake, ct_fake = self.fake_pair(c0, a)
-            real_r0, fake_r0, gp_r0 = critic_pass(self.D_r0, self.D_r0.condition(a), c0, c0_fake,
-                                                  self.generator)
-            real_rt, fake_rt, gp_rt = critic_pass(self.D_rt, self.D_rt.condition(c_tp1, a, t), c_t,
-                                                  ct_fake, self.generator)
+            real_r0, fake_r0, gp_r0 = self.critic_pass(self.D_r0, self.D_r0.condition(a), c0, c0_fake)
+            real_rt, fake_rt, gp_rt = self.critic_pass(self.D_rt, self.D_rt.condition(c_tp1, a, t),
+                                                       c_t, ct_fake)
             loss_d = (cfg.gamma_x0 * (fake_r0.float().mean() - real_r0.float().mean() + lam * gp_r0)
                       + cfg.gamma_xt * (fake_rt.float().mean() - real_rt.float().mean() + lam * gp_rt))
         (loss_d + loss_dec).backward()

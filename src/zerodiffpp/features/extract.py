@@ -17,7 +17,6 @@ All randomness (initialisation, shuffling, augmentation) comes from ``features.s
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -200,7 +199,6 @@ def train_ce_backbone(images: torch.Tensor, targets: torch.Tensor, n_classes: in
                       widths=DEFAULT_WIDTHS, show_progress: bool = True) -> tuple[ImageBackbone, dict]:
     """Cross-entropy training of a backbone + linear head on (standardised) training images,
     with shift/flip augmentation.  Returns the backbone and a summary."""
-    start = time.perf_counter()
     model = _init_model(lambda: Classifier(ImageBackbone(images.shape[1], cfg.feature_dim, widths),
                                            n_classes), cfg.seed, device)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -219,8 +217,7 @@ def train_ce_backbone(images: torch.Tensor, targets: torch.Tensor, n_classes: in
                   generator=gen, desc="features: CE CNN", show_progress=show_progress,
                   on_epoch_start=lambda _epoch: correct.update(n=0, total=0))
     summary = {"epochs": cfg.ce_epochs, "loss_per_epoch": history, "final_loss": history[-1],
-               "final_epoch_train_accuracy": correct["n"] / max(correct["total"], 1),
-               "seconds": time.perf_counter() - start}
+               "final_epoch_train_accuracy": correct["n"] / max(correct["total"], 1)}
     return model.backbone, summary
 
 
@@ -231,7 +228,6 @@ def train_supcon_encoder(inputs: torch.Tensor, targets: torch.Tensor, encoder_fa
                          desc: str = "features: SupCon encoder") -> tuple[nn.Module, dict]:
     """SupCon training of ``encoder_factory()`` + projection head on two views per sample
     (``make_view`` draws one augmented view from the generator).  Returns the encoder."""
-    start = time.perf_counter()
     model = _init_model(lambda: ContrastiveModel(encoder_factory(), cfg.projection_dim), seed,
                         device)
     gen = torch.Generator().manual_seed(seed)
@@ -245,8 +241,7 @@ def train_supcon_encoder(inputs: torch.Tensor, targets: torch.Tensor, encoder_fa
 
     history = fit(model, batch_loss, inputs, targets, epochs=cfg.sc_epochs, cfg=cfg,
                   generator=gen, desc=desc, show_progress=show_progress)
-    summary = {"epochs": cfg.sc_epochs, "loss_per_epoch": history, "final_loss": history[-1],
-               "seconds": time.perf_counter() - start}
+    summary = {"epochs": cfg.sc_epochs, "loss_per_epoch": history, "final_loss": history[-1]}
     return model.encoder, summary
 
 

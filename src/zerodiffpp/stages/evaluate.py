@@ -1,44 +1,161 @@
-"""Evaluate ZeroDiff: synthesise unseen features, train the final classifiers, write T1/U/S/H.
+"""Evaluate ZeroDiff and the ZeroDiff++ variants from ONE trained model (METHOD.md 4.3-4.5, 6.3-6.5).
 
 ``python -m zerodiffpp.stages.evaluate [--params params.yaml] [--prepared runs/prepared]
 [--drg runs/drg] [--dfg runs/dfg] [--metrics metrics/zerodiff.json]
-[--per-class runs/eval/per_class.csv] [--best-of-test]``
+[--per-class runs/eval/per_class.csv] [--eval-dir runs/eval] [--methods m1,m2,..]
+[--best-of-test]``
 
-Clean protocol (METHOD.md 4.5): ``eval.syn_per_class`` synthetic features per unseen class
-(``eval.sampling`` mode, seeded from ``train.seed``), classifiers on the ``eval.variant``
-input with a fixed number of epochs, last-epoch model, no test-set selection.
+Methods (all by default; ``zerodiff`` is always computed because its classifier f0 is needed):
+* ``zerodiff``          real seen ∪ ``eval.syn_per_class`` generated unseen per class (inductive).
+* ``zerodiff_tta``      + DiffTTA (METHOD.md 6.3): the adapted G generates the unseen set.
+* ``zerodiff_diffgen``  + DiffGen (6.4) with the original G; unseen anchors = f0's pseudo-labels.
+* ``zerodiffpp``        both (6.5): DiffTTA, then DiffGen with the adapted G and DiffTTA's
+  final pseudo-labels.
+The three ``+`` methods are **transductive**: they read the unlabelled test features (x, c).
+True test labels are used only for scoring (T1/U/S/H, per-class tables, and the pseudo-label
+precision diagnostic), never for adaptation, anchors or training.
+
+Final classifiers (6.5 step 5): the ``eval`` settings for every method (same input variant,
+epochs, batch, lr and classifier seed); DiffGen features from pseudo-labelled anchors get the
+per-sample NLL weight p(y-hat|x), everything else weight 1.  Every method reuses the same
+synthesis noise (seed from ``train.seed``), so differences come from the method only.
 
 Outputs
-* metrics JSON (percent, 2 decimals), for ``dvc metrics diff``::
-
-    {"zerodiff": {"zsl": {"t1": ..}, "gzsl": {"u": .., "s": .., "h": ..}}}
-
-  ``--best-of-test`` adds ``"leaky_best_of_test"`` inside ``zerodiff``: the paper's
-  test-selected maximum over classifier epochs (METHOD.md 4.5), a diagnostic only.
-* per-class CSV: variant, protocol (zsl|gzsl), split (seen|unseen), class_id (0-based),
+* metrics JSON (percent, 2 decimals)::
+    {"zerodiff": {"zsl": {"t1"}, "gzsl": {"u", "s", "h"}}, "zerodiff_tta": {..}, ...}
+  (``--best-of-test`` adds the leaky ``leaky_best_of_test`` diagnostic inside each method.)
+* per-class CSV: method, variant, protocol (zsl|gzsl), split (seen|unseen), class_id (0-based),
   n_test, n_correct, accuracy (percent).
+* ``<eval-dir>/<method>/generated.npz``: ``seen_x, seen_y, unseen_x, unseen_y`` with
+  ``spurious.syn_per_class`` features per seen and unseen class from the method's generator (input
+  of the spuriousness stage).  For DiffGen methods each class mixes fully generated and DiffGen
+  features in the proportion of the method's synthetic training pool for that class.
+* ``<eval-dir>/zerodiffpp.json``: DiffTTA rounds, pseudo-label counts/precision, DiffGen counts,
+  timings (diagnostics).
+Reads the params sections runtime, train, diffusion, dfg, eval, tta, diffgen, spurious.
 """
 from __future__ import annotations
 
 import argparse
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .. import runtime
-from ..config import load_config
+from ..config import ConfigError, load_config
 from ..data.prepared import PreparedData
-from ..evaluation import build_blocks, evaluate_protocols, metrics_json, per_class_csv_frame
-from ..io import write_csv, write_json
+from ..evaluation import (build_blocks, concat_inputs, evaluate_protocols, metrics_json,
+                          per_class_csv_frame)
+from ..io import write_csv, write_json, write_npz
 from .common import run_stage
 
 METHOD_KEY = "zerodiff"
+METHODS = ("zerodiff", "zerodiff_tta", "zerodiff_diffgen", "zerodiffpp")
+SECTIONS = ("runtime", "train", "diffusion", "dfg", "eval", "tta", "diffgen", "spurious")
+# derived_seed tags (0-2 are shared with the baseline stage)
+TAG_SYN, TAG_CLF, TAG_SPURIOUS, TAG_TTA, TAG_DIFFGEN, TAG_TTA_CLF, TAG_MIX = range(7)
 
 
 def derived_seed(seed: int, tag: int) -> int:
     """A seed for an independent stream (synthesis vs classifier) from ``train.seed``."""
     return int(np.random.SeedSequence([seed, tag]).generate_state(1, np.uint64)[0] % 2**63)
+
+
+def parse_methods(spec: str) -> tuple[str, ...]:
+    names = [m.strip() for m in spec.split(",") if m.strip()]
+    bad = [m for m in names if m not in METHODS]
+    if bad or not names:
+        raise ConfigError(f"--methods {spec!r}: choose from {', '.join(METHODS)}")
+    return tuple(m for m in METHODS if m in names or m == METHOD_KEY)
+
+
+@dataclass
+class Context:
+    cfg: object
+    data: PreparedData
+    models: object
+    device: torch.device
+    class_emb: torch.Tensor
+    blocks: dict
+    seed: int
+    progress: object
+    best_of_test: bool
+
+    def gen(self, tag: int) -> torch.Generator:
+        return torch.Generator().manual_seed(derived_seed(self.seed, tag))
+
+    def blocks_of(self, x, c):
+        return build_blocks(x, c, self.models.Dec, (self.cfg.eval.variant,), self.device)
+
+
+def synthesise(ctx: Context, models, classes, n: int, gen: torch.Generator):
+    """``n`` fully generated (x, c-hat, y) per class (METHOD.md 2.5, ``eval.sampling``)."""
+    from ..synthesis import generate
+
+    return generate(models, ctx.class_emb, classes, n, ctx.cfg.eval.sampling, gen)
+
+
+def evaluate_method(ctx: Context, syn, dg_seen=None, dg_unseen=None):
+    """Final classifiers (6.5 step 5) on real seen [∪ DiffGen seen] and generated unseen
+    [∪ DiffGen unseen, weighted by p]."""
+    d, b = ctx.data, ctx.blocks
+    train, train_y = b["train"], np.asarray(d.train_y)
+    syn_x, syn_c, syn_y = syn
+    syn_b, syn_y, syn_w = ctx.blocks_of(syn_x, syn_c), syn_y.numpy(), None
+    if dg_seen is not None and len(dg_seen):
+        train = concat_inputs(train, ctx.blocks_of(dg_seen.x, dg_seen.c))
+        train_y = np.concatenate([train_y, dg_seen.y])
+    if dg_unseen is not None and len(dg_unseen):
+        syn_w = np.concatenate([np.ones(len(syn_y), np.float32), dg_unseen.w])
+        syn_b = concat_inputs(syn_b, ctx.blocks_of(dg_unseen.x, dg_unseen.c))
+        syn_y = np.concatenate([syn_y, dg_unseen.y])
+    return evaluate_protocols(train, train_y, syn_b, syn_y, b["test_seen"], d.test_seen_y,
+                              b["test_unseen"], d.test_unseen_y, d.seen_classes, d.unseen_classes,
+                              ctx.cfg.eval, ctx.gen(TAG_CLF), syn_weights=syn_w,
+                              best_of_test=ctx.best_of_test, progress=ctx.progress)
+
+
+def mix_per_class(full_x, full_y, part, n_full_pool: dict, classes, n: int, gen: torch.Generator):
+    """``n`` features per class: round(n * D / (F + D)) DiffGen features (D of them, F fully
+    generated ones in the training pool of that class; seeded subsample, cyclic padding if short)
+    and the rest from the fully generated ``full_x`` (which holds >= n per class)."""
+    full_y = np.asarray(full_y)
+    xs, ys = [], []
+    for y in classes:
+        rows = np.flatnonzero(part.y == y) if part is not None else np.zeros(0, np.int64)
+        D, F = len(rows), n_full_pool.get(int(y), 0)
+        n_part = int(np.floor(n * D / (F + D) + 0.5)) if D else 0
+        chosen = []
+        if n_part:
+            perm = rows[torch.randperm(D, generator=gen).numpy()]
+            chosen = [part.x[torch.as_tensor(np.resize(perm, n_part))]]
+        full_rows = np.flatnonzero(full_y == y)[: n - n_part]
+        xs.append(torch.cat([full_x[torch.as_tensor(full_rows, dtype=torch.long)], *chosen]))
+        ys.append(np.full(n, y, np.int64))
+    return torch.cat(xs).numpy().astype(np.float32), np.concatenate(ys)
+
+
+def write_generated(ctx: Context, path: Path, models, dg_seen=None, dg_unseen=None) -> None:
+    """Per-class generated features for the spuriousness stage (METHOD.md 6.2)."""
+    d, n = ctx.data, ctx.cfg.spurious.syn_per_class
+    gen = ctx.gen(TAG_SPURIOUS)
+    seen_x, _, seen_y = synthesise(ctx, models, d.seen_classes, n, gen)
+    unseen_x, _, unseen_y = synthesise(ctx, models, d.unseen_classes, n, gen)
+    mix = ctx.gen(TAG_MIX)
+    sx, sy = mix_per_class(seen_x, seen_y, dg_seen, {int(y): n for y in d.seen_classes},
+                           d.seen_classes, n, mix)
+    ux, uy = mix_per_class(unseen_x, unseen_y, dg_unseen,
+                           {int(y): ctx.cfg.eval.syn_per_class for y in d.unseen_classes},
+                           d.unseen_classes, n, mix)
+    write_npz(path, seen_x=sx, seen_y=sy, unseen_x=ux, unseen_y=uy)
+
+
+def _precision(pseudo, pool_y) -> float | None:
+    return round(float(np.mean(pool_y[pseudo.index] == pseudo.y)), 4) if len(pseudo) else None
 
 
 @run_stage
@@ -51,48 +168,130 @@ def main(argv=None) -> None:
     parser.add_argument("--dfg", default="runs/dfg", help="DFG checkpoint dir")
     parser.add_argument("--metrics", default="metrics/zerodiff.json", help="metrics JSON")
     parser.add_argument("--per-class", default="runs/eval/per_class.csv", help="per-class CSV")
+    parser.add_argument("--eval-dir", default="runs/eval",
+                        help="directory for <method>/generated.npz and zerodiffpp.json")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated subset of {', '.join(METHODS)}")
     parser.add_argument("--best-of-test", action="store_true",
                         help="also report the leaky best-of-test numbers (diagnostic)")
     args = parser.parse_args(argv)
 
-    cfg = load_config(args.params, sections=("runtime", "train", "eval"))
+    methods = parse_methods(args.methods)
+    cfg = load_config(args.params, sections=SECTIONS)
+    from ..diffgen import Anchors, run_diffgen, validate_start_levels
+    from ..tta import GZSLLabeller, ReplaySet, run_difftta, select_pseudo_labels
+
+    use_tta = any(m in methods for m in ("zerodiff_tta", "zerodiffpp"))
+    use_dg = any(m in methods for m in ("zerodiff_diffgen", "zerodiffpp"))
+    if use_dg:
+        validate_start_levels(cfg.diffgen.start_levels, cfg.diffusion.n_steps)
     device = runtime.setup(cfg.runtime, cfg.train.seed)
     data = PreparedData.load(Path(args.prepared) / "prepared.npz")
 
-    from ..synthesis import generate, load_models  # heavy import only once inputs are valid
+    from ..synthesis import load_models  # heavy import only once inputs are valid
 
     models = load_models(args.drg, args.dfg, device)
-    dec = models.Dec
-    # CPU generators: the same noise and shuffles whatever the device.
-    syn_gen = torch.Generator().manual_seed(derived_seed(cfg.train.seed, 0))
-    class_emb = torch.as_tensor(data.class_emb, dtype=torch.float32, device=models.device)
-    with torch.no_grad():
-        syn_x, syn_c, syn_y = generate(models, class_emb, data.unseen_classes,
-                                       cfg.eval.syn_per_class, cfg.eval.sampling, syn_gen)
-
-    variants = (cfg.eval.variant,)
-    blocks = dict(
-        train=build_blocks(data.train_x, data.train_c, dec, variants, device),
-        syn=build_blocks(syn_x.detach(), syn_c.detach(), dec, variants, device),
-        test_seen=build_blocks(data.test_seen_x, data.test_seen_c, dec, variants, device),
-        test_unseen=build_blocks(data.test_unseen_x, data.test_unseen_c, dec, variants, device))
+    if use_dg:   # the checkpoint's schedule is the one that runs
+        validate_start_levels(cfg.diffgen.start_levels, models.schedule.n_steps)
+    variant = cfg.eval.variant
 
     def bar(it):
-        return runtime.progress(it, desc=f"classifier {cfg.eval.variant}",
-                                enabled=cfg.runtime.progress)
+        return runtime.progress(it, desc=f"classifier {variant}", enabled=cfg.runtime.progress)
 
-    clf_gen = torch.Generator().manual_seed(derived_seed(cfg.train.seed, 1))
-    result = evaluate_protocols(
-        blocks["train"], data.train_y, blocks["syn"], syn_y, blocks["test_seen"], data.test_seen_y,
-        blocks["test_unseen"], data.test_unseen_y, data.seen_classes, data.unseen_classes,
-        cfg.eval, clf_gen, best_of_test=args.best_of_test, progress=bar)
+    def dev(a):
+        return torch.as_tensor(a, dtype=torch.float32, device=device)
 
-    write_json(args.metrics, {METHOD_KEY: metrics_json(result)})
-    write_csv(args.per_class, per_class_csv_frame(result))
-    s = metrics_json(result)
-    print(f"evaluate ({cfg.eval.variant}, {cfg.eval.sampling}): T1 {s['zsl']['t1']:.2f}  "
-          f"U {s['gzsl']['u']:.2f}  S {s['gzsl']['s']:.2f}  H {s['gzsl']['h']:.2f} "
-          f"-> {args.metrics}")
+    timings, diag, t0 = {}, {}, time.perf_counter()
+    ctx = Context(cfg, data, models, device, dev(data.class_emb), {}, cfg.train.seed, bar,
+                  args.best_of_test)
+    for split in ("train", "test_seen", "test_unseen"):
+        ctx.blocks[split] = ctx.blocks_of(getattr(data, f"{split}_x"), getattr(data, f"{split}_c"))
+    results, generated = {}, {}
+
+    # --- ZeroDiff (inductive); its GZSL classifier is f0
+    syn0 = synthesise(ctx, models, data.unseen_classes, cfg.eval.syn_per_class, ctx.gen(TAG_SYN))
+    results["zerodiff"] = evaluate_method(ctx, syn0)
+    generated["zerodiff"] = (models, None, None)
+    timings["zerodiff"] = time.perf_counter() - t0
+
+    # Unlabelled test pool (transductive methods): features only, no labels.
+    pool_x = dev(np.concatenate([data.test_seen_x, data.test_unseen_x]))
+    pool_c = dev(np.concatenate([data.test_seen_c, data.test_unseen_c]))
+    pool_blocks = concat_inputs(ctx.blocks["test_seen"], ctx.blocks["test_unseen"])
+    f0 = results["zerodiff"].gzsl
+    probs0 = f0.log_probs(pool_blocks, variant).exp()
+    pseudo0 = select_pseudo_labels(probs0, f0.classes, cfg.tta)
+    pool_y = np.concatenate([data.test_seen_y, data.test_unseen_y])   # scoring diagnostic only
+    diag["pseudo_f0"] = {"n": len(pseudo0), "per_class": pseudo0.counts(),
+                         "precision": _precision(pseudo0, pool_y)}
+
+    if use_tta:
+        t = time.perf_counter()
+        labeller = GZSLLabeller(ctx.blocks["train"], data.train_y, pool_blocks, ctx.class_emb,
+                                data.seen_classes, data.unseen_classes, cfg.eval,
+                                derived_seed(ctx.seed, TAG_SYN), derived_seed(ctx.seed, TAG_TTA_CLF))
+        replay = ReplaySet(dev(data.train_x), dev(data.train_c),
+                           torch.as_tensor(data.train_y, dtype=torch.int64, device=device))
+        tta = run_difftta(models, pool_x, pool_c, probs0, f0.classes, labeller, ctx.class_emb,
+                          replay, cfg.tta, cfg.dfg, ctx.gen(TAG_TTA))
+        syn_tta = synthesise(ctx, tta.models, data.unseen_classes, cfg.eval.syn_per_class, ctx.gen(TAG_SYN))
+        diag["tta_rounds"] = tta.rounds
+        diag["pseudo_tta"] = {"n": len(tta.pseudo), "per_class": tta.pseudo.counts(),
+                              "precision": _precision(tta.pseudo, pool_y)}
+        timings["tta_adaptation"] = time.perf_counter() - t
+        if "zerodiff_tta" in methods:
+            results["zerodiff_tta"] = evaluate_method(ctx, syn_tta)
+            generated["zerodiff_tta"] = (tta.models, None, None)
+        timings["zerodiff_tta"] = time.perf_counter() - t
+
+    if use_dg:
+        seen_anchors = Anchors(dev(data.train_x), dev(data.train_c), np.asarray(data.train_y, np.int64),
+                               np.ones(len(data.train_y), np.float32))
+
+        def diffgen(gen_models, pseudo, key):
+            t = time.perf_counter()
+            un = pseudo.restrict(data.unseen_classes)
+            rows = torch.as_tensor(un.index, device=device)
+            unseen_anchors = Anchors(pool_x[rows], pool_c[rows], un.y, un.p)
+            dg_s, dg_u = run_diffgen(gen_models, cfg.diffgen, cfg.eval.syn_per_class, ctx.class_emb,
+                                     data.seen_classes, data.unseen_classes, seen_anchors,
+                                     unseen_anchors, ctx.gen(TAG_DIFFGEN))
+            diag[f"diffgen_{key}"] = {"seen": dg_s.counts(), "unseen": dg_u.counts()}
+            return dg_s, dg_u, t
+
+        if "zerodiff_diffgen" in methods:
+            dg_s, dg_u, t = diffgen(models, pseudo0, "zerodiff_diffgen")
+            results["zerodiff_diffgen"] = evaluate_method(ctx, syn0, dg_s, dg_u)
+            generated["zerodiff_diffgen"] = (models, dg_s, dg_u)
+            timings["zerodiff_diffgen"] = time.perf_counter() - t
+        if "zerodiffpp" in methods:
+            dg_s, dg_u, t = diffgen(tta.models, tta.pseudo, "zerodiffpp")
+            results["zerodiffpp"] = evaluate_method(ctx, syn_tta, dg_s, dg_u)
+            generated["zerodiffpp"] = (tta.models, dg_s, dg_u)
+            timings["zerodiffpp"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    eval_dir = Path(args.eval_dir)
+    for name, (gen_models, dg_s, dg_u) in generated.items():
+        write_generated(ctx, eval_dir / name / "generated.npz", gen_models, dg_s, dg_u)
+    timings["generated_npz"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    diag["seconds"] = {k: round(v, 3) for k, v in timings.items()}
+    write_json(eval_dir / "zerodiffpp.json", diag)
+
+    scores = {name: metrics_json(results[name]) for name in methods}
+    write_json(args.metrics, scores)
+    frames = []
+    for name in methods:
+        f = per_class_csv_frame(results[name])
+        f.insert(0, "method", name)
+        frames.append(f)
+    write_csv(args.per_class, pd.concat(frames, ignore_index=True))
+    for name in methods:
+        s = scores[name]
+        print(f"evaluate {name:17s} ({variant}, {cfg.eval.sampling}): T1 {s['zsl']['t1']:6.2f}  "
+              f"U {s['gzsl']['u']:6.2f}  S {s['gzsl']['s']:6.2f}  H {s['gzsl']['h']:6.2f}")
+    print(f"evaluate: {timings['total']:.1f} s -> {args.metrics}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """Train the Diffusion Feature Generator (stage 2, METHOD.md 2.4 / 3.3-3.5).
 
 ``python -m zerodiffpp.stages.train_dfg [--params params.yaml] [--prepared runs/prepared]
-[--drg runs/drg] [--out runs/dfg] [--history plots/history/dfg.csv]``
+[--out runs/dfg] [--history plots/history/dfg.csv]``
 
 Reads ``runtime``, ``train``, ``diffusion`` and ``dfg`` and the seen training samples of
-``prepared.npz`` (no test data).  The DRG is not used for training (only at synthesis); if its
-checkpoint exists it is checked for matching dimensions and schedule so that the pair can be
-loaded together later.  Writes ``<out>/model.pt`` (after every epoch, atomically; a compatible
+``prepared.npz`` (no test data).  The DRG is not used for training, only at synthesis, so
+the two stages are independent DVC stages (``synthesis.load_models`` checks that the pair
+matches).  Writes ``<out>/model.pt`` (after every epoch, atomically; a compatible
 checkpoint found there is resumed) and the per-epoch history CSV.
 """
 from __future__ import annotations
@@ -17,26 +17,7 @@ from pathlib import Path
 from .. import runtime
 from ..config import load_config
 from ..data.prepared import PreparedData
-from ..io import DataError
 from .common import run_stage
-
-
-def check_drg(drg_dir: Path, data: PreparedData, diffusion) -> None:
-    """The DRG checkpoint (if any) must match this data's dims and the diffusion schedule."""
-    path = drg_dir / "model.pt"
-    if not path.exists():
-        print(f"train_dfg: note: no DRG checkpoint at {path} yet (needed for synthesis only)")
-        return
-    from ..io import load_checkpoint
-
-    meta = load_checkpoint(path).get("meta", {})
-    expected = {"stage": "DRG", "c_dim": data.c_dim, "attr_dim": data.attr_dim,
-                "n_steps": diffusion.n_steps, "beta_min": diffusion.beta_min,
-                "beta_max": diffusion.beta_max}
-    for key, value in expected.items():
-        if meta.get(key) != value:
-            raise DataError(f"{path}: {key}={meta.get(key)!r} does not match this run ({value!r}); "
-                            f"retrain the DRG stage first")
 
 
 @run_stage
@@ -45,7 +26,6 @@ def main(argv=None) -> None:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="parameter file")
     parser.add_argument("--prepared", default="runs/prepared", help="prepare stage output dir")
-    parser.add_argument("--drg", default="runs/drg", help="DRG output dir (checked, not trained)")
     parser.add_argument("--out", default="runs/dfg", help="output dir (model.pt)")
     parser.add_argument("--history", default="plots/history/dfg.csv", help="per-epoch history CSV")
     args = parser.parse_args(argv)
@@ -53,7 +33,6 @@ def main(argv=None) -> None:
     cfg = load_config(args.params, sections=("runtime", "train", "diffusion", "dfg"))
     device = runtime.setup(cfg.runtime, cfg.train.seed)
     data = PreparedData.load(Path(args.prepared) / "prepared.npz")
-    check_drg(Path(args.drg), data, cfg.diffusion)
 
     from ..train_dfg import DFGTrainer   # heavy imports only once the inputs are valid
     from ..trainloop import TrainingDivergedError, fit
