@@ -44,7 +44,7 @@ def test_bad_seen_fraction_is_named(value, fragment):
     ({"eval": {"variant": "X"}}, "eval.variant='X': must be one of V, VS, C, VC, VCS"),
     ({"data": {"synthetic": {"n_classes": 3, "n_unseen": 2}}}, "data.synthetic.n_unseen=2"),
     ({"diffgen": {"start_levels": [1, "a"]}}, "diffgen.start_levels[1]"),
-    ({"baselines": {"methods": ["gan"]}}, "baselines.methods: unknown method 'gan'"),
+    ({"baselines": {"methods": ["gan"]}}, "baselines.methods: unknown parameter"),
     ({"train": [1, 2]}, "train: expected a mapping"),
 ])
 def test_bad_values_name_param_and_allowed_values(raw, fragment):

@@ -213,7 +213,6 @@ class SpuriousConfig:
 class BaselinesConfig:
     """f-CLSWGAN and f-VAEGAN in the same harness (same features, splits, classifier)."""
 
-    methods: list[str] = opt(["fclswgan", "fvaegan"], doc="subset of fclswgan, fvaegan")
     epochs: int = opt(20, ge=1)
     batch_size: int = opt(64, ge=2)
     critic_steps: int = opt(5, ge=1)
@@ -223,12 +222,6 @@ class BaselinesConfig:
     cls_weight: float = opt(0.01, ge=0.0, doc="f-CLSWGAN classification-loss weight (beta)")
     vae_weight: float = opt(1.0, ge=0.0, doc="f-VAEGAN reconstruction+KL weight")
     gen_adv_weight: float = opt(1.0, ge=0.0, doc="f-VAEGAN generator adversarial weight")
-
-    def __post_init__(self):
-        bad = [m for m in self.methods if m not in ("fclswgan", "fvaegan")]
-        if bad:
-            raise ConfigError(f"baselines.methods: unknown method {bad[0]!r} "
-                              "(allowed: fclswgan, fvaegan)")
 
 
 SECTIONS: dict[str, type] = {

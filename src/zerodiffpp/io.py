@@ -114,10 +114,29 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Checkpoints load with ``weights_only=True``: tensors and plain containers only."""
     import torch
 
+    import pickle
+    import re
+
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: checkpoint not found (did the training stage run?)")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's message is long and suggests weights_only=False; name the offending global.
+        found = re.search(r"GLOBAL\s+([\w.]+)", str(exc))
+        what = f"it references {found.group(1)}" if found else _first_line(exc)
+        raise DataError(f"{path}: refusing to load checkpoint: {what}; only tensors and plain "
+                        "containers are allowed (weights_only=True), so this is not a "
+                        "checkpoint written by zerodiffpp") from exc
     except Exception as exc:
-        raise DataError(f"{path}: cannot load checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise DataError(f"{path}: cannot load checkpoint, truncated or corrupt? "
+                        f"({type(exc).__name__}: {_first_line(exc)})") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first sentence of an exception message (torch's are paragraphs)."""
+    import re
+
+    line = (str(exc).strip().splitlines() or [""])[0]
+    return re.split(r"(?<=\.)\s", line, maxsplit=1)[0][:300]

@@ -17,11 +17,13 @@ interpolated inputs); ``forward`` = ``score(u, condition(...))``.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from .diffusion import timestep_embedding
 
@@ -63,6 +65,60 @@ def init_weights(module: nn.Module, generator: torch.Generator | None) -> nn.Mod
     return module
 
 
+class _ConcatLinear(torch.autograd.Function):
+    """y = cat(blocks, 1) W^T + b whose backward forms input gradients only for the blocks that
+    need one, each from its own column block of W.  The generators and transition critics
+    concatenate a wide constant block (x_{t+1}, c_t, ...) with narrow learned embeddings; plain
+    autograd would compute the full (B x in) input gradient -- a (B x out) @ (out x in) product as
+    large as the forward -- just to read the few embedding columns.  Same math, same result."""
+
+    @staticmethod
+    def forward(ctx, weight, bias, *blocks):
+        u = torch.cat(blocks, dim=1)
+        ctx.save_for_backward(u, weight)
+        ctx.widths = [b.shape[1] for b in blocks]
+        ctx.has_bias = bias is not None
+        return F.linear(u, weight, bias)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        u, weight = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        grad_w = torch.mm(grad_out.t(), u) if need[0] else None
+        grad_b = grad_out.sum(0) if ctx.has_bias and need[1] else None
+        grads, off = [], 0
+        for i, width in enumerate(ctx.widths):
+            grads.append(torch.mm(grad_out, weight[:, off:off + width]) if need[2 + i] else None)
+            off += width
+        return (grad_w, grad_b, *grads)
+
+
+_PLAIN_AUTOGRAD = [False]
+
+
+@contextlib.contextmanager
+def plain_autograd(enabled: bool = True):
+    """Within this context :func:`concat_linear` is the plain ``linear(torch.cat(blocks))`` (the
+    straightforward reference the trainers' ``fused=False`` path runs with)."""
+    before = _PLAIN_AUTOGRAD[0]
+    _PLAIN_AUTOGRAD[0] = bool(enabled)
+    try:
+        yield
+    finally:
+        _PLAIN_AUTOGRAD[0] = before
+
+
+def concat_linear(linear: nn.Linear, blocks) -> torch.Tensor:
+    """``linear(torch.cat(blocks, dim=1))`` for 2-d blocks, without the unneeded input-gradient
+    work of constant blocks (see _ConcatLinear).  Plain path without autograd, under autocast and
+    inside :func:`plain_autograd`."""
+    if (_PLAIN_AUTOGRAD[0] or not torch.is_grad_enabled()
+            or torch.is_autocast_enabled(blocks[0].device.type) or any(b.dim() != 2 for b in blocks)):
+        return linear(torch.cat(blocks, dim=1))
+    return _ConcatLinear.apply(linear.weight, linear.bias, *blocks)
+
+
 class TimeEmbedFC(nn.Module):
     """Linear(in -> out) -> SiLU -> Linear(out -> out)  (METHOD.md 2.2)."""
 
@@ -97,7 +153,14 @@ class MLPHead(nn.Module):
         self.sigmoid = sigmoid
 
     def forward(self, u):
-        out = self.fc2(F.leaky_relu(self.fc1(u), LRELU_SLOPE))
+        return self._head(self.fc1(u))
+
+    def forward_blocks(self, blocks):
+        """``forward(torch.cat(blocks, dim=1))`` (first layer via :func:`concat_linear`)."""
+        return self._head(concat_linear(self.fc1, blocks))
+
+    def _head(self, h):
+        out = self.fc2(F.leaky_relu(h, LRELU_SLOPE))
         return torch.sigmoid(out) if self.sigmoid else out
 
 
@@ -115,7 +178,7 @@ class DRGGenerator(nn.Module):
                            dims.c_dim, sigmoid=True)
 
     def forward(self, z, a, c_in, t):
-        return self.net(torch.cat([z, a, c_in, self.step_emb(t)], dim=1))
+        return self.net.forward_blocks([z, a, c_in, self.step_emb(t)])
 
 
 class DFGEncoder(nn.Module):
@@ -153,7 +216,7 @@ class DFGGenerator(nn.Module):
                            sigmoid=True)
 
     def forward(self, z, a, c, x_tp1, t):
-        return self.net(torch.cat([z, a, self.con_emb(c), x_tp1, self.step_emb(t)], dim=1))
+        return self.net.forward_blocks([z, a, self.con_emb(c), x_tp1, self.step_emb(t)])
 
 
 # --------------------------------------------------------------------------- critics
@@ -215,7 +278,7 @@ class CriticXT(_Critic):
         self.step_emb = StepEmbedding(dims.t_dim, dims.attr_dim)
 
     def condition(self, x_tp1, a, c, t):
-        return self.fc_cond(torch.cat([x_tp1, a, self.con_emb(c), self.step_emb(t)], dim=1))
+        return concat_linear(self.fc_cond, [x_tp1, a, self.con_emb(c), self.step_emb(t)])
 
     def forward(self, x_t, x_tp1, a, c, t):
         return self.score(x_t, self.condition(x_tp1, a, c, t))
@@ -229,7 +292,7 @@ class CriticRT(_Critic):
         self.step_emb = StepEmbedding(dims.t_dim, dims.attr_dim)
 
     def condition(self, c_tp1, a, t):
-        return self.fc_cond(torch.cat([c_tp1, a, self.step_emb(t)], dim=1))
+        return concat_linear(self.fc_cond, [c_tp1, a, self.step_emb(t)])
 
     def forward(self, c_t, c_tp1, a, t):
         return self.score(c_t, self.condition(c_tp1, a, t))

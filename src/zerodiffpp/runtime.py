@@ -10,6 +10,11 @@ import numpy as np
 from .config import ConfigError, RuntimeConfig
 
 
+class Interrupted(KeyboardInterrupt):
+    """Work stopped by SIGINT/SIGTERM after saving what can be resumed; the message says what
+    was kept and how to continue.  ``stages.common.run_stage`` prints it and exits with 130."""
+
+
 def setup(cfg: RuntimeConfig, seed: int):
     """Apply threads + determinism settings, seed every RNG, return the torch device."""
     import torch

@@ -47,18 +47,23 @@ class ZeroDiffModels:
 
 def _load(stage_dir, stage: str) -> dict:
     ckpt = load_checkpoint(Path(stage_dir) / CHECKPOINT_NAME)
-    meta = ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}
-    if meta.get("stage") != stage or "models" not in ckpt:
+    meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
+    if not isinstance(meta, dict) or meta.get("stage") != stage or "models" not in ckpt:
         raise DataError(f"{Path(stage_dir) / CHECKPOINT_NAME}: not a {stage} checkpoint")
     return ckpt
 
 
-def _restore(ckpt: dict, names, device) -> dict[str, torch.nn.Module]:
+def _restore(ckpt: dict, names, device, where="checkpoint") -> dict[str, torch.nn.Module]:
     meta = ckpt["meta"]
-    nets = build_networks(names, NetworkDims.from_meta(meta), bool(meta["normalize_dec"]))
-    for name, net in nets.items():
-        net.load_state_dict(ckpt["models"][name])
-        net.to(device).eval().requires_grad_(False)
+    try:
+        nets = build_networks(names, NetworkDims.from_meta(meta), bool(meta["normalize_dec"]))
+        for name, net in nets.items():
+            net.load_state_dict(ckpt["models"][name])
+            net.to(device).eval().requires_grad_(False)
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+        msg = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise DataError(f"{where}: networks cannot be restored ({type(exc).__name__}: {msg}); "
+                        "rerun the training stage") from exc
     return nets
 
 
@@ -69,12 +74,13 @@ def load_models(drg_dir, dfg_dir, device="cpu") -> ZeroDiffModels:
     drg, dfg = _load(drg_dir, "DRG"), _load(dfg_dir, "DFG")
     m_r, m_f = drg["meta"], dfg["meta"]
     for key in ("c_dim", "attr_dim", "n_steps", "beta_min", "beta_max"):
-        if m_r[key] != m_f[key]:
+        if m_r.get(key) != m_f.get(key):
             raise DataError(f"{drg_dir} and {dfg_dir}: checkpoints disagree on {key} "
-                            f"({m_r[key]} vs {m_f[key]}); retrain both stages on the same data")
+                            f"({m_r.get(key)} vs {m_f.get(key)}); retrain both stages on the same data")
     use_sc = bool(m_f.get("cfg_use_sc", True))
-    r_nets = _restore(drg, ("R",), device)
-    f_nets = _restore(dfg, tuple(n for n in DFG_NETWORKS if use_sc or n != "D_xc"), device)
+    r_nets = _restore(drg, ("R",), device, Path(drg_dir) / CHECKPOINT_NAME)
+    f_nets = _restore(dfg, tuple(n for n in DFG_NETWORKS if use_sc or n != "D_xc"), device,
+                      Path(dfg_dir) / CHECKPOINT_NAME)
     schedule = DiffusionSchedule(int(m_f["n_steps"]), float(m_f["beta_min"]),
                                  float(m_f["beta_max"])).to(device)
     return ZeroDiffModels(R=r_nets["R"], E=f_nets["E"], G=f_nets["G"], D_x0=f_nets["D_x0"],

@@ -33,6 +33,7 @@ from .config import DFGConfig, DiffusionConfig, RuntimeConfig
 from .data.prepared import PreparedData
 from .losses import AdaptiveGP, critic_pass_fused, mutual_learning_loss, vae_loss, weighted_l1
 from .networks import DFG_NETWORKS, LRELU_SLOPE, NetworkDims, build_networks, reparameterize
+from .train_drg import selected_path
 from .trainloop import TrainLoop, critic_pass, make_adam, set_requires_grad
 
 ADAM_BETAS = (0.5, 0.999)       # G, critics, Dec (METHOD.md 3.5)
@@ -100,6 +101,7 @@ class DFGTrainer(TrainLoop):
         xt_fake = self.schedule.sample_posterior(x0_fake, x_tp1, t, self.generator)
         return mu, log_var, t, x_t, x_tp1, x0_fake, xt_fake
 
+    @selected_path
     def critic_step(self, x0, c, a) -> dict[str, torch.Tensor]:
         """One update of D_x0, D_xt, D_xc and Dec (METHOD.md 3.3); E and G are frozen."""
         cfg, lam = self.cfg, self.gp.weight()
@@ -141,6 +143,7 @@ class DFGTrainer(TrainLoop):
             stats["W_xc"] = w_xc.mean()
         return stats
 
+    @selected_path
     def generator_step(self, x0, c, a) -> dict[str, torch.Tensor]:
         """One update of E and G (and Dec unless freeze_dec), METHOD.md 3.5."""
         cfg = self.cfg

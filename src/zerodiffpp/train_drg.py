@@ -17,16 +17,28 @@ Checkpoint ``runs/drg/model.pt`` (plain dict, loads with ``weights_only=True``):
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
 from .config import DiffusionConfig, DRGConfig, RuntimeConfig
 from .data.prepared import PreparedData
 from .losses import AdaptiveGP, critic_pass_fused
-from .networks import DRG_NETWORKS, LRELU_SLOPE, NetworkDims, build_networks
+from .networks import DRG_NETWORKS, LRELU_SLOPE, NetworkDims, build_networks, plain_autograd
 from .trainloop import TrainLoop, critic_pass, make_adam, set_requires_grad
 
 ADAM_BETAS = (0.5, 0.999)   # METHOD.md 3.2
+
+
+def selected_path(step):
+    """Run a trainer's step method with the networks' plain autograd layers when the trainer
+    is on the reference path (``fused=False``), see networks.plain_autograd."""
+    @functools.wraps(step)
+    def wrapper(self, *args, **kwargs):
+        with plain_autograd(not self.fused):
+            return step(self, *args, **kwargs)
+    return wrapper
 
 
 class DRGTrainer(TrainLoop):
@@ -81,6 +93,7 @@ class DRGTrainer(TrainLoop):
         ct_fake = self.schedule.sample_posterior(c0_fake, c_tp1, t, self.generator)
         return t, c_t, c_tp1, c0_fake, ct_fake
 
+    @selected_path
     def critic_step(self, c0, a) -> dict[str, torch.Tensor]:
         """One update of D_r0, D_rt (WGAN-GP, fixed lambda) and Dec_r (MSE on real c), METHOD.md 3.2."""
         cfg, lam = self.cfg, self.gp.weight()
@@ -102,6 +115,7 @@ class DRGTrainer(TrainLoop):
                 "W_r0": (real_r0 - fake_r0).float().mean(), "W_rt": (real_rt - fake_rt).float().mean(),
                 "gp": cfg.gamma_x0 * gp_r0 + cfg.gamma_xt * gp_rt}
 
+    @selected_path
     def generator_step(self, c0, a) -> dict[str, torch.Tensor]:
         """One update of R on the last critic batch with fresh t and noise (METHOD.md 3.2)."""
         cfg = self.cfg

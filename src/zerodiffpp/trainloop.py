@@ -10,8 +10,13 @@ CPU.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import hashlib
 import math
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,13 +29,22 @@ from .data.prepared import PreparedData
 from .diffusion import DiffusionSchedule
 from .io import write_csv
 from .losses import gradient_penalty, interpolate
-from .runtime import autocast, progress
+from .runtime import Interrupted, autocast, progress
 
 CHECKPOINT_FORMAT = 1
 
 
 class TrainingDivergedError(RuntimeError):
     """A training loss became NaN or infinite."""
+
+
+class TrainingInterrupted(Interrupted):
+    """SIGINT/SIGTERM stopped :func:`fit`; the checkpoint of the last completed epoch is on disk.
+    ``epoch`` is that epoch (0: nothing saved).  Stages turn it into exit status 130."""
+
+    def __init__(self, message: str, epoch: int):
+        super().__init__(message)
+        self.epoch = epoch
 
 
 def data_fingerprint(data: PreparedData) -> str:
@@ -203,10 +217,30 @@ class TrainLoop:
                 "iters_per_epoch": self.iters_per_epoch, "device_type": self.device.type,
                 "precision": self.runtime.precision,
                 "epochs_done": self.epoch, "lambda_gp": float(self.gp.value.item()),
-                "torch_version": str(torch.__version__)}
+                "torch_version": str(torch.__version__), "code_version": self.code_version()}
         for key, value in vars(self.cfg).items():
             meta[f"cfg_{key}"] = value
         return meta
+
+    def code_version(self) -> str:
+        """Short hash of the source files that define this training run (this module, the
+        subclass modules, diffusion, networks, losses).  Part of the resume signature: with a
+        persistent DVC output the old checkpoint survives a code change, and changed code must
+        not continue (or silently reuse) a run made by the old code."""
+        cls = type(self)
+        cached = cls.__dict__.get("_code_version")
+        if cached is not None:
+            return cached
+        from . import diffusion, losses, networks
+
+        modules = {sys.modules[__name__], diffusion, losses, networks}
+        modules |= {sys.modules[c.__module__] for c in cls.__mro__ if issubclass(c, TrainLoop)}
+        h = hashlib.sha256()
+        for path in sorted(Path(m.__file__).resolve() for m in modules):
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+        version = h.hexdigest()[:16]
+        cls._code_version = version
+        return version
 
     def resume_signature(self, meta: dict) -> dict:
         skip = {"epochs_done", "lambda_gp", "torch_version"} | {f"cfg_{k}" for k in self.resumable_differences}
@@ -264,10 +298,62 @@ class TrainLoop:
             write_csv(history_path, self.history_frame())
 
 
+class _StopSignals:
+    """While active (main thread only), SIGINT and SIGTERM raise ``KeyboardInterrupt`` -- SIGTERM
+    (``kill``, a CI timeout, a batch scheduler) would otherwise end the process on the spot.
+    Inside :meth:`critical` (checkpoint + history writes) the signal is held back until the
+    section is complete, so the files on disk always describe the same finished epoch."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self._previous: dict = {}
+        self._depth = 0
+        self._pending = None
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                try:
+                    self._previous[sig] = signal.signal(sig, self._handle)
+                except (ValueError, OSError):  # not allowed here: keep the default behaviour
+                    pass
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        self._previous.clear()
+        return False
+
+    def _handle(self, signum, frame):
+        if self._depth:
+            self._pending = signum
+            return
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    @contextlib.contextmanager
+    def critical(self):
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+        if not self._depth and self._pending is not None:
+            signum, self._pending = self._pending, None
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def fit(trainer: TrainLoop, epochs: int, checkpoint_path: str | Path, history_path: str | Path,
         log=print) -> TrainLoop:
     """Train ``trainer`` to ``epochs`` epochs, resuming from ``checkpoint_path`` when it holds a
-    compatible earlier state; checkpoint + history CSV are rewritten (atomically) after each epoch."""
+    compatible earlier state; checkpoint + history CSV are rewritten (atomically) after each epoch.
+
+    A checkpoint that cannot be read, was made with another configuration, data or code, or has
+    more epochs than asked for is ignored (logged; training starts from scratch and replaces it).
+    SIGINT/SIGTERM abandon the epoch in progress and raise :class:`TrainingInterrupted` naming the
+    last epoch on disk; rerunning resumes from it and ends with the same weights and history as
+    an uninterrupted run (same seed, CPU)."""
     from .io import DataError, load_checkpoint
 
     checkpoint_path = Path(checkpoint_path)
@@ -278,12 +364,36 @@ def fit(trainer: TrainLoop, epochs: int, checkpoint_path: str | Path, history_pa
         except DataError as exc:
             ok, why = False, str(exc)
         if ok:
-            trainer.load_state_dict(checkpoint)
-            log(f"{trainer.stage}: {checkpoint_path}: {why}")
-        else:
+            fresh = copy.deepcopy(trainer.state_dict())
+            try:
+                trainer.load_state_dict(checkpoint)
+                log(f"{trainer.stage}: {checkpoint_path}: {why}")
+            except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+                trainer.load_state_dict(fresh)   # back to the untouched initial state
+                ok, why = False, f"cannot restore it ({type(exc).__name__}: {exc})"
+        if not ok:
             log(f"{trainer.stage}: not resuming {checkpoint_path}: {why}; training from scratch")
-    start_epoch = trainer.epoch
-    trainer.train(epochs, on_epoch_end=lambda tr: tr.save(checkpoint_path, history_path))
-    if trainer.epoch == start_epoch:   # nothing left to train: still make sure outputs exist
-        trainer.save(checkpoint_path, history_path)
+    saved = trainer.epoch   # the last epoch whose checkpoint is on disk (0: none)
+
+    with _StopSignals() as stop:
+        def save(tr: TrainLoop) -> None:
+            nonlocal saved
+            with stop.critical():
+                tr.save(checkpoint_path, history_path)
+                saved = tr.epoch
+
+        try:
+            start_epoch = trainer.epoch
+            trainer.train(epochs, on_epoch_end=save)
+            if trainer.epoch == start_epoch:   # nothing left to train: still make sure outputs exist
+                save(trainer)
+        except KeyboardInterrupt as exc:
+            how = f" by {exc.args[0]}" if exc.args else ""
+            if saved:
+                message = (f"{trainer.stage} training interrupted{how} after epoch {saved} of "
+                           f"{epochs}; rerun to resume from {checkpoint_path}")
+            else:
+                message = (f"{trainer.stage} training interrupted{how} in epoch 1, before any "
+                           "checkpoint was written; rerun to start again")
+            raise TrainingInterrupted(message, saved) from None
     return trainer

@@ -11,11 +11,15 @@ from typing import Callable, Iterator, Optional, Sequence
 
 from ..config import ConfigError
 from ..io import DataError
+from ..runtime import Interrupted
 
 
 def run_stage(main: Callable[[Optional[Sequence[str]]], object]) -> Callable[..., int]:
     """Wrap a stage ``main(argv)``: ConfigError/DataError -> ``error: <message>`` on stderr
-    and exit status 2 (no traceback); otherwise 0.  Use ``raise SystemExit(main())``."""
+    and exit status 2 (no traceback); an interruption that saved resumable state
+    (:class:`zerodiffpp.runtime.Interrupted`, e.g. SIGTERM during training) -> its message on
+    stderr and exit status 130 (128 + SIGINT, what shells report for Ctrl-C); otherwise 0.
+    Use ``raise SystemExit(main())``."""
     @functools.wraps(main)
     def wrapper(argv: Optional[Sequence[str]] = None) -> int:
         try:
@@ -23,6 +27,9 @@ def run_stage(main: Callable[[Optional[Sequence[str]]], object]) -> Callable[...
         except (ConfigError, DataError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        except Interrupted as exc:
+            print(str(exc), file=sys.stderr)
+            return 130
         return 0
     return wrapper
 
