@@ -203,7 +203,7 @@ class SpuriousConfig:
 
     probe_epochs: int = opt(20, ge=1, doc="epochs of the method-agnostic probe critic")
     probe_hidden: int = opt(512, ge=4)
-    probe_lr: float = opt(1e-4, gt=0.0)
+    probe_lr: float = opt(1e-3, gt=0.0)
     probe_batch: int = opt(64, ge=2)
     syn_per_class: int = opt(200, ge=2, doc="generated features per class scored by the critic")
     min_denominator: float = opt(1e-3, gt=0.0)
@@ -224,6 +224,40 @@ class BaselinesConfig:
     gen_adv_weight: float = opt(1.0, ge=0.0, doc="f-VAEGAN generator adversarial weight")
 
 
+SWEEP_METHODS = ("zerodiff", "fclswgan", "fvaegan")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Scarce-data sweep grid (dvc.yaml ``sweep`` matrix stage): one cell per method x seen
+    fraction x seed.  ``zerodiff`` cells evaluate zerodiff, zerodiff_tta, zerodiff_diffgen and
+    zerodiffpp from one trained model.  Cells do not read these lists (their own fraction and
+    seed come from the stage command), so editing one value reruns only the cells it adds."""
+
+    fractions: list[float] = opt([1.0, 0.3, 0.1], doc="seen fractions, each in (0, 1]")
+    seeds: list[int] = opt([0, 1], doc="train.seed of each cell, >= 0")
+    methods: list[str] = opt(list(SWEEP_METHODS), doc="subset of zerodiff, fclswgan, fvaegan")
+
+    def __post_init__(self):
+        for name, values in (("fractions", self.fractions), ("seeds", self.seeds),
+                             ("methods", self.methods)):
+            if not values:
+                raise ConfigError(f"sweep.{name}: must list at least one value")
+            dup = sorted({str(v) for v in values if values.count(v) > 1})
+            if dup:
+                raise ConfigError(f"sweep.{name}: {', '.join(dup)} listed twice")
+        for i, f in enumerate(self.fractions):
+            if not 0.0 < f <= 1.0:
+                raise ConfigError(f"sweep.fractions[{i}]={f!r}: must be in (0, 1]")
+        for i, s in enumerate(self.seeds):
+            if s < 0:
+                raise ConfigError(f"sweep.seeds[{i}]={s!r}: must be >= 0")
+        for i, m in enumerate(self.methods):
+            if m not in SWEEP_METHODS:
+                raise ConfigError(f"sweep.methods[{i}]={m!r}: must be one of "
+                                  f"{', '.join(SWEEP_METHODS)}")
+
+
 SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "runtime": RuntimeConfig,
@@ -237,6 +271,7 @@ SECTIONS: dict[str, type] = {
     "diffgen": DiffGenConfig,
     "spurious": SpuriousConfig,
     "baselines": BaselinesConfig,
+    "sweep": SweepConfig,
 }
 
 
@@ -254,6 +289,7 @@ class Config:
     diffgen: DiffGenConfig = field(default_factory=DiffGenConfig)
     spurious: SpuriousConfig = field(default_factory=SpuriousConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
 
 
 # --------------------------------------------------------------------------- parsing

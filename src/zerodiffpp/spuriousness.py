@@ -9,9 +9,10 @@ formula can be checked on hand-made inputs (tests/test_spuriousness.py):
 * :func:`connectivity` - nearest-generated / nearest-other-real distance ratio.
 
 The critic D is a method-agnostic *probe* (6.2 allows a fresh critic for methods without
-one; we use it for every method so numbers compare): a conditional WGAN-GP critic
-D(x, a) = Linear -> LeakyReLU(0.2) -> Linear -> 1 (the D_x0 shape, METHOD.md 2.4), trained
-on real seen-train features vs the method's generated seen features, then frozen.
+one; we use it for every method so numbers compare): a fresh conditional WGAN-GP critic
+D(x, a) = Linear -> LeakyReLU(0.2) -> Linear -> 1 (:class:`networks.CriticX0`, the D_x0
+architecture of METHOD.md 2.4, N(0, 0.02) init), trained on real seen-train features vs the
+method's generated seen features, then frozen.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ import torch
 from torch import nn
 
 from . import classifier as clf
-from .losses import interpolate
+from .losses import critic_pass_fused
+from .networks import LRELU_SLOPE, CriticX0, init_weights
 
 # fit(x, y) -> predict; predict(x) -> labels in the label space of y.
 Predictor = Callable[[np.ndarray], np.ndarray]
@@ -32,37 +34,6 @@ FitFn = Callable[[np.ndarray, np.ndarray], Predictor]
 
 
 # --------------------------------------------------------------------------- probe critic
-
-
-class ProbeCritic(nn.Module):
-    """Semantic-conditioned critic D(x, a_y): concat[x, a] -> hidden -> LReLU(0.2) -> 1."""
-
-    SLOPE = 0.2
-
-    def __init__(self, x_dim: int, attr_dim: int, hidden: int):
-        super().__init__()
-        self.x_dim = x_dim
-        self.net = nn.Sequential(nn.Linear(x_dim + attr_dim, hidden), nn.LeakyReLU(self.SLOPE),
-                                 nn.Linear(hidden, 1))
-        for m in self.net:  # METHOD.md 2: Linear ~ N(0, 0.02), bias 0
-            if isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-                nn.init.zeros_(m.bias)
-
-    def forward(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([x, a], dim=1)).squeeze(1)
-
-    def input_gradient(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        """grad_x D(x, a) in closed form, differentiable w.r.t. the weights (for the GP).
-
-        D is piecewise linear in x: grad_x D = (w2 * lrelu'(h)) W1[:, :x_dim] with
-        h = W1 [x; a] + b1 and lrelu'(h) = 1 if h > 0 else 0.2 (PyTorch's convention at 0),
-        whose derivative is 0 almost everywhere.  Same value as autograd's double backward
-        (tests check it) at about half the cost: the probe is trained on CPU."""
-        lin1, _, lin2 = self.net
-        with torch.no_grad():
-            slope = torch.where(lin1(torch.cat([x, a], dim=1)) > 0, 1.0, self.SLOPE)
-        return (slope * lin2.weight) @ lin1.weight[:, :self.x_dim]
 
 
 def _class_index(y: np.ndarray, n_classes: int):
@@ -77,8 +48,8 @@ def train_probe_critic(real_x: np.ndarray, real_y: np.ndarray, fake_x: np.ndarra
                        fake_y: np.ndarray, class_emb: np.ndarray, *, epochs: int, hidden: int,
                        lr: float, batch_size: int, seed: int, gp_weight: float = 10.0,
                        device: str | torch.device = "cpu",
-                       on_epoch: Optional[Callable[[int, ProbeCritic], None]] = None
-                       ) -> ProbeCritic:
+                       on_epoch: Optional[Callable[[int, CriticX0], None]] = None
+                       ) -> CriticX0:
     """Train a fresh conditional WGAN-GP critic, real = (real_x, a_y) vs fake = (fake_x, a_y).
 
     One epoch = one shuffled pass over the real samples in batches of ``batch_size``; each
@@ -97,10 +68,10 @@ def train_probe_critic(real_x: np.ndarray, real_y: np.ndarray, fake_x: np.ndarra
     device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)                     # batches, fake picks
     gen_dev = torch.Generator(device=device).manual_seed(seed + 1)  # GP interpolation alphas
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        critic = ProbeCritic(real_x.shape[1], class_emb.shape[1], hidden).to(device)
-    opt = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.999))
+    critic = init_weights(CriticX0(real_x.shape[1], class_emb.shape[1], hidden),
+                          torch.Generator().manual_seed(seed)).to(device)
+    opt = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.999),
+                           fused=device.type in ("cpu", "cuda") or None)
     rx = torch.as_tensor(real_x, dtype=torch.float32, device=device)
     ry = torch.as_tensor(real_y, device=device)
     order, starts, counts = _class_index(fake_y, n_classes)
@@ -118,10 +89,10 @@ def train_probe_critic(real_x: np.ndarray, real_y: np.ndarray, fake_x: np.ndarra
             pick = starts_t[y_cpu] + (torch.rand(len(idx), generator=gen)
                                       * counts_t[y_cpu]).long()
             xr, xf, a = rx[idx.to(device)], fx[pick.to(device)], emb[ry[idx.to(device)]]
-            d_real, d_fake = critic(torch.cat([xr, xf]), torch.cat([a, a])).split(len(idx))
-            # METHOD.md 3.1: only x is interpolated, the conditioning a is the real one.
-            grad = critic.input_gradient(interpolate(xr, xf, gen_dev), a)
-            gp = ((grad.norm(2, dim=1) - 1) ** 2).mean()
+            # METHOD.md 3.1 (fused, analytic-backward form of losses.py): D(real), D(fake) and
+            # the GP at interpolates of x only; the conditioning a is the real one.
+            d_real, d_fake, gp = critic_pass_fused(critic, critic.condition(a), xr, xf, gen_dev,
+                                                   LRELU_SLOPE)
             loss = -(d_real.mean() - d_fake.mean()) + gp_weight * gp
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -146,7 +117,7 @@ def critic_scores(critic: nn.Module, x: np.ndarray, y: np.ndarray, class_emb: np
     for i in range(0, len(x), batch_size):
         xb = torch.as_tensor(x[i:i + batch_size], dtype=torch.float32, device=device)
         yb = torch.as_tensor(np.asarray(y[i:i + batch_size], dtype=np.int64), device=device)
-        out.append(critic(xb, emb[yb]).double().cpu().numpy())
+        out.append(critic(xb, emb[yb]).squeeze(-1).double().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -208,7 +179,8 @@ def per_class_accuracy(pred: np.ndarray, y: np.ndarray) -> float:
 def acc_gap_seen(fit: FitFn, gen_x, gen_y, train_x, train_y, test_x, test_y) -> float:
     """A(f -> seen-train real) - A(f -> seen-test real), f fitted on generated seen only."""
     predict = fit(gen_x, gen_y)
-    return per_class_accuracy(predict(train_x), train_y) - per_class_accuracy(predict(test_x), test_y)
+    return (per_class_accuracy(predict(train_x), train_y)
+            - per_class_accuracy(predict(test_x), test_y))
 
 
 def half_split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -182,7 +182,8 @@ def main(argv=None) -> None:
         start = time.perf_counter()
         metrics = rounded(evaluate_method(data, gen, cfg, device))
         results[name] = metrics
-        flag = " (unnormalised: denom < spurious.min_denominator)" if metrics["unnormalised"] else ""
+        flag = (" (unnormalised: denom < spurious.min_denominator)"
+                if metrics["unnormalised"] else "")
         print(f"spuriousness {name}: S_seen {metrics['s_seen']}  S_unseen {metrics['s_unseen']}  "
               f"delta_adv {metrics['delta_adv']}  acc-gap seen {metrics['acc_gap_seen']} "
               f"unseen {metrics['acc_gap_unseen']}  connectivity {metrics['connectivity']}{flag}"
