@@ -201,7 +201,8 @@ def stage_dir(tmp_path, monkeypatch):
 
 def stage_args(d, out):
     return ["--params", str(d / "params.yaml"), "--prepared", str(d / "prepared"),
-            "--metrics", str(d / out / "m.json"), "--per-class", str(d / out / "pc.csv")]
+            "--metrics", str(d / out / "m.json"), "--per-class", str(d / out / "pc.csv"),
+            "--eval-dir", str(d / out / "eval"), "--methods", "zerodiff"]
 
 
 def test_stage_writes_deterministic_metrics(stage_dir):
@@ -220,7 +221,7 @@ def test_stage_writes_deterministic_metrics(stage_dir):
     assert b["zerodiff"]["gzsl"] == m["zerodiff"]["gzsl"]
     assert "leaky_best_of_test" in b["zerodiff"]
     pc = pd.read_csv(stage_dir / "a" / "pc.csv")
-    assert list(pc.columns) == ["variant", "protocol", "split", "class_id", "n_test", "n_correct",
+    assert list(pc.columns) == ["method", "variant", "protocol", "split", "class_id", "n_test", "n_correct",
                                 "accuracy"]
     assert pc["accuracy"].between(0, 100).all()
 
@@ -241,3 +242,143 @@ def test_empty_test_split_fails_before_training():
     bad["test_unseen"] = ({"V": torch.zeros(0, DX)}, np.zeros(0, np.int64))
     with pytest.raises(DataError, match="test-unseen: no sample"):
         run(bad, variants=("V",))
+
+
+# --------------------------------------------------------------------------- ZeroDiff++ variants
+
+PP_METHODS = ("zerodiff", "zerodiff_tta", "zerodiff_diffgen", "zerodiffpp")
+
+
+@pytest.fixture(scope="module")
+def pp_dir(tmp_path_factory):
+    """Clustered prepared data + a tiny trained DRG/DFG (tests/plusplus_utils.py)."""
+    import plusplus_utils as ppu
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    d = tmp_path_factory.mktemp("pp")
+    data = ppu.clustered_data()
+    data.save(d / "prepared" / "prepared.npz")
+    ppu.train_tiny(data, d, epochs=1)
+    torch.set_num_threads(old)
+    params = {"runtime": {"device": "cpu", "threads": 1, "progress": False}, "train": {"seed": 3},
+              "eval": {"syn_per_class": 30, "classifier_epochs": 5, "classifier_batch": 64,
+                       "classifier_lr": 0.01},
+              "tta": {"rounds": 2, "epochs": 2, "batch_size": 32, "confidence": 0.2},
+              "diffgen": {"start_levels": [1, 2, 4]}, "spurious": {"syn_per_class": 20}}
+    (d / "params.yaml").write_text(yaml.safe_dump(params))
+    return d, data
+
+
+@pytest.fixture
+def good_generator(pp_dir, monkeypatch):
+    """A tiny GAN trained for seconds cannot generate unseen classes, so no test sample would
+    ever be pseudo-labelled unseen.  Stand-in for a well-trained generator: the real G's output
+    pulled half-way to the class mean of the data (still a function of G, so DiffTTA matters)."""
+    import zerodiffpp.synthesis as synthesis
+
+    data = pp_dir[1]
+    xs = np.concatenate([data.train_x, data.test_unseen_x])
+    ys = np.concatenate([data.train_y, data.test_unseen_y])
+    means = torch.as_tensor(np.stack([xs[ys == k].mean(0) for k in range(data.n_classes)]))
+    real = synthesis.generate
+
+    def generate(models, class_emb, classes, n_per_class, mode, generator, chunk_size=4096):
+        x, c, y = real(models, class_emb, classes, n_per_class, mode, generator, chunk_size)
+        return 0.5 * x + 0.5 * means[y], c, y
+
+    monkeypatch.setattr(synthesis, "generate", generate)
+
+
+def pp_args(d, out, *extra):
+    return ["--params", str(d / "params.yaml"), "--prepared", str(d / "prepared"),
+            "--drg", str(d / "drg"), "--dfg", str(d / "dfg"), "--metrics", str(d / out / "m.json"),
+            "--per-class", str(d / out / "eval" / "pc.csv"), "--eval-dir", str(d / out / "eval"),
+            *extra]
+
+
+def read_generated(d, out):
+    from zerodiffpp.io import read_npz
+
+    return {m: read_npz(d / out / "eval" / m / "generated.npz") for m in PP_METHODS}
+
+
+def test_plusplus_stage_writes_four_methods(pp_dir, good_generator):
+    from zerodiffpp.stages.evaluate import main
+
+    d, data = pp_dir
+    assert main(pp_args(d, "a")) == 0
+    m = json.loads((d / "a" / "m.json").read_text())
+    assert set(m) == set(PP_METHODS)
+    for scores in m.values():
+        assert set(scores) == {"zsl", "gzsl"} and set(scores["gzsl"]) == {"u", "s", "h"}
+    pc = pd.read_csv(d / "a" / "eval" / "pc.csv")
+    assert list(pc.columns[:2]) == ["method", "variant"] and set(pc["method"]) == set(PP_METHODS)
+    assert len(pc) == 4 * (2 * len(data.unseen_classes) + len(data.seen_classes))
+    diag = json.loads((d / "a" / "eval" / "zerodiffpp.json").read_text())
+    assert [r["skipped"] for r in diag["tta_rounds"]] == [False, False]
+    for key in ("diffgen_zerodiff_diffgen", "diffgen_zerodiffpp"):   # 0.5 * 30 per unseen class
+        assert diag[key]["unseen"] == {str(k): 15 for k in data.unseen_classes}
+        assert diag[key]["seen"] == {}       # 40 real per seen class >= 0.25 * 30
+    gen = read_generated(d, "a")
+    for arrays in gen.values():
+        assert set(arrays) == {"seen_x", "seen_y", "unseen_x", "unseen_y"}
+        for part, classes in (("seen", data.seen_classes), ("unseen", data.unseen_classes)):
+            x, y = arrays[f"{part}_x"], arrays[f"{part}_y"]
+            assert x.dtype == np.float32 and x.shape == (20 * len(classes), data.x_dim)
+            assert np.array_equal(np.unique(y, return_counts=True)[1], np.full(len(classes), 20))
+            assert set(y.tolist()) == set(classes.tolist()) and np.isfinite(x).all()
+    # TTA changes the generator; DiffGen mixes partial features into the unseen set only
+    assert not np.array_equal(gen["zerodiff"]["unseen_x"], gen["zerodiff_tta"]["unseen_x"])
+    assert np.array_equal(gen["zerodiff"]["seen_x"], gen["zerodiff_diffgen"]["seen_x"])
+    assert not np.array_equal(gen["zerodiff"]["unseen_x"], gen["zerodiff_diffgen"]["unseen_x"])
+
+    # deterministic: a rerun is byte-identical
+    assert main(pp_args(d, "b")) == 0
+    assert (d / "a" / "m.json").read_bytes() == (d / "b" / "m.json").read_bytes()
+    assert (d / "a" / "eval" / "pc.csv").read_bytes() == (d / "b" / "eval" / "pc.csv").read_bytes()
+    again = read_generated(d, "b")
+    assert all(np.array_equal(gen[m][k], again[m][k]) for m in PP_METHODS for k in gen[m])
+
+
+def test_plusplus_stage_never_reads_test_labels(pp_dir, good_generator, tmp_path):
+    """Transductive methods see test *features* only: shuffling the test labels changes the
+    scores but not a single generated feature or pseudo-label count."""
+    import dataclasses
+
+    from zerodiffpp.stages.evaluate import main
+
+    d, data = pp_dir
+    rng = np.random.default_rng(0)
+    shuffled = dataclasses.replace(data, test_seen_y=rng.permutation(data.test_seen_y),
+                                   test_unseen_y=rng.permutation(data.test_unseen_y))
+    shuffled.save(tmp_path / "prepared" / "prepared.npz")
+    assert main(pp_args(d, "c")) == 0
+    args = pp_args(d, "s")
+    args[args.index("--prepared") + 1] = str(tmp_path / "prepared")
+    assert main(args) == 0
+    a, b = read_generated(d, "c"), read_generated(d, "s")
+    assert all(np.array_equal(a[m][k], b[m][k]) for m in PP_METHODS for k in a[m])
+    da, db = (json.loads((d / o / "eval" / "zerodiffpp.json").read_text()) for o in ("c", "s"))
+    assert da["tta_rounds"][0]["n_pseudo"] == db["tta_rounds"][0]["n_pseudo"]
+    assert da["pseudo_tta"]["per_class"] == db["pseudo_tta"]["per_class"]
+
+
+def test_plusplus_stage_subset_and_errors(pp_dir, capsys):
+    from zerodiffpp.stages.evaluate import main
+
+    d, _ = pp_dir
+    assert main(pp_args(d, "z", "--methods", "zerodiff")) == 0
+    assert set(json.loads((d / "z" / "m.json").read_text())) == {"zerodiff"}
+    assert not (d / "z" / "eval" / "zerodiff_tta").exists()
+    assert main(pp_args(d, "z", "--methods", "zerodiff,bogus")) == 2
+    assert "--methods" in capsys.readouterr().err
+    p = yaml.safe_load((d / "params.yaml").read_text())
+    p["diffgen"]["start_levels"] = [1, 5]
+    (d / "bad.yaml").write_text(yaml.safe_dump(p))
+    args = pp_args(d, "z")
+    args[1] = str(d / "bad.yaml")
+    assert main(args) == 2
+    assert "diffgen.start_levels[1]=5" in capsys.readouterr().err
+    # without a DiffGen method the start levels are not needed
+    assert main(args + ["--methods", "zerodiff_tta"]) == 0

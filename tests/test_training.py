@@ -166,7 +166,7 @@ def test_end_to_end_stages_and_generate(tmp_path, data):
     common = ["--params", str(tmp_path / "params.yaml"), "--prepared", str(tmp_path / "prepared")]
     assert train_drg.main(common + ["--out", str(tmp_path / "drg"),
                                     "--history", str(tmp_path / "plots/drg.csv")]) == 0
-    assert train_dfg.main(common + ["--drg", str(tmp_path / "drg"), "--out", str(tmp_path / "dfg"),
+    assert train_dfg.main(common + ["--out", str(tmp_path / "dfg"),
                                     "--history", str(tmp_path / "plots/dfg.csv")]) == 0
     hist = pd.read_csv(tmp_path / "plots/dfg.csv")
     assert list(hist["epoch"]) == [1, 2] and hist.columns[0] == "epoch"

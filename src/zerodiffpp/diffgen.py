@@ -19,11 +19,12 @@ samples (DiffTTA's, or f0's when TTA is off; weight p(y-hat|x)), round(unseen_fr
 syn_per_class) features per class.  **Transductive** for the unseen part: it reads test features;
 true test labels are never used.
 
-Budget spreading (:func:`plan`): the anchors of a class are visited in a seeded random order,
-round-robin; anchor j of pass q starts at level start_levels[(j + q) mod L], so paths are spread
-evenly over anchors and levels.  A path from level k contributes its k predictions (paths, not
-features, are balanced over levels); the last path is cut to fit the budget exactly, keeping its
-final predictions (those nearest i = 0).
+Budget spreading (:func:`plan`): the anchors of a class are put in a seeded random order; path
+r uses anchor r mod A and start level start_levels[(r + floor(r / lcm(A, L))) mod L], so path
+counts per anchor and per level differ by at most one, and the anchor/level pairing shifts every
+lcm(A, L) paths (each anchor meets every level when it is reused).  A path from level k
+contributes its k predictions (paths, not features, are balanced over levels); the last path is
+cut to fit the budget exactly, keeping its final predictions (those nearest i = 0).
 """
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ def _randn(shape, generator: torch.Generator, device) -> torch.Tensor:
 
 def forward_marginal(schedule, x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
     """x_k = a_k x + sigma-bar_k eps (METHOD.md 2.1, 6.4 step 2)."""
-    return float(schedule.signal[k]) * x + float(schedule.noise[k]) * _randn(x.shape, generator, x.device)
+    eps = _randn(x.shape, generator, x.device)
+    return float(schedule.signal[k]) * x + float(schedule.noise[k]) * eps
 
 
 def path_length(models, k: int) -> int:
@@ -127,7 +129,8 @@ def _half_up(v: float) -> int:
     return int(math.floor(v + 0.5))
 
 
-def budgets(cfg: DiffGenConfig, syn_per_class: int, seen_classes, train_y, unseen_classes) -> dict[int, int]:
+def budgets(cfg: DiffGenConfig, syn_per_class: int, seen_classes, train_y,
+            unseen_classes) -> dict[int, int]:
     """Features wanted per class (METHOD.md 6.4 "Budget per class"); 0 entries are dropped."""
     out = {}
     if cfg.unseen_anchors:
@@ -148,13 +151,13 @@ def plan(anchor_y: np.ndarray, budget: dict[int, int], levels, models, generator
         cand = np.flatnonzero(anchor_y == y)
         if len(cand) == 0:
             continue
-        order = cand[torch.randperm(len(cand), generator=generator, device=generator.device).cpu().numpy()]
-        total, r = 0, 0
+        perm = torch.randperm(len(cand), generator=generator, device=generator.device)
+        order = cand[perm.cpu().numpy()]
+        total, r, block = 0, 0, math.lcm(len(order), len(levels))
         while total < budget[y]:
-            j, q = r % len(order), r // len(order)
-            k = levels[(j + q) % len(levels)]
+            k = levels[(r + r // block) % len(levels)]
             m = min(path_length(models, k), budget[y] - total)
-            rows.append(order[j]), lv.append(k), keep.append(m)
+            rows.append(order[r % len(order)]), lv.append(k), keep.append(m)
             total, r = total + m, r + 1
     return np.asarray(rows, np.int64), np.asarray(lv, np.int64), np.asarray(keep, np.int64)
 
@@ -188,27 +191,32 @@ def generate_from_anchors(models, anchors: Anchors, budget: dict[int, int], leve
                 path[mask], c.float().cpu().unsqueeze(1).expand(-1, n_pred, -1)[mask],
                 np.repeat(y, m), np.repeat(anchors.w[rows[jobs]], m).astype(np.float32),
                 np.repeat(np.full(len(jobs), k), m), np.repeat(rows[jobs], m)))
+    if not parts:   # no anchor in any class with a budget
+        return DiffGenSet.empty(dims.x_dim, dims.c_dim)
     return DiffGenSet(torch.cat([p.x for p in parts]), torch.cat([p.c for p in parts]),
-                      *(np.concatenate([getattr(p, f) for p in parts]) for f in ("y", "w", "level", "anchor")))
+                      *(np.concatenate([getattr(p, f) for p in parts])
+                        for f in ("y", "w", "level", "anchor")))
 
 
-def run_diffgen(models, cfg: DiffGenConfig, syn_per_class: int, class_emb, seen_classes, unseen_classes,
-                seen: Optional[Anchors], unseen: Optional[Anchors], generator: torch.Generator,
-                log=print) -> tuple[DiffGenSet, DiffGenSet]:
+def run_diffgen(models, cfg: DiffGenConfig, syn_per_class: int, class_emb, seen_classes,
+                unseen_classes, seen: Optional[Anchors], unseen: Optional[Anchors],
+                generator: torch.Generator, log=print) -> tuple[DiffGenSet, DiffGenSet]:
     """DiffGen for seen (real train anchors) and unseen (pseudo-labelled test anchors) classes.
     Returns (seen set, unseen set)."""
     levels = validate_start_levels(cfg.start_levels, models.schedule.n_steps)
     train_y = seen.y if seen is not None else np.zeros(0, np.int64)
     want = budgets(cfg, syn_per_class, seen_classes, train_y, unseen_classes)
     seen_set = unseen_set = DiffGenSet.empty(models.dims.x_dim, models.dims.c_dim)
-    seen_ids, unseen_ids = set(np.asarray(seen_classes).tolist()), set(np.asarray(unseen_classes).tolist())
+    seen_ids = set(np.asarray(seen_classes).tolist())
+    unseen_ids = set(np.asarray(unseen_classes).tolist())
     if cfg.seen_anchors and seen is not None:
-        seen_set = generate_from_anchors(models, seen, {y: n for y, n in want.items() if y in seen_ids},
-                                         levels, class_emb, generator)
+        budget = {y: n for y, n in want.items() if y in seen_ids}
+        seen_set = generate_from_anchors(models, seen, budget, levels, class_emb, generator)
     if cfg.unseen_anchors and unseen is not None:
         budget = {y: n for y, n in want.items() if y in unseen_ids}
         unseen_set = generate_from_anchors(models, unseen, budget, levels, class_emb, generator)
         missing = sorted(set(budget) - set(unseen.y.tolist()))
         if missing:
-            log(f"DiffGen: no pseudo-labelled anchor for unseen class(es) {missing}; none generated there")
+            log(f"DiffGen: no pseudo-labelled anchor for unseen class(es) {missing}; "
+                "none generated there")
     return seen_set, unseen_set

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -114,9 +116,6 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Checkpoints load with ``weights_only=True``: tensors and plain containers only."""
     import torch
 
-    import pickle
-    import re
-
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: checkpoint not found (did the training stage run?)")
@@ -125,7 +124,10 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     except pickle.UnpicklingError as exc:
         # torch's message is long and suggests weights_only=False; name the offending global.
         found = re.search(r"GLOBAL\s+([\w.]+)", str(exc))
-        what = f"it references {found.group(1)}" if found else _first_line(exc)
+        other = re.search(r"(Unsupported [^\n.]+)", str(exc))
+        what = (f"it references {found.group(1)}" if found else
+                f"it is not a weights-only torch file ({other.group(1).strip()})" if other else
+                "it is not a weights-only torch file")
         raise DataError(f"{path}: refusing to load checkpoint: {what}; only tensors and plain "
                         "containers are allowed (weights_only=True), so this is not a "
                         "checkpoint written by zerodiffpp") from exc
@@ -136,7 +138,5 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 
 def _first_line(exc: BaseException) -> str:
     """The first sentence of an exception message (torch's are paragraphs)."""
-    import re
-
     line = (str(exc).strip().splitlines() or [""])[0]
     return re.split(r"(?<=\.)\s", line, maxsplit=1)[0][:300]

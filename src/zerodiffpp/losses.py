@@ -3,6 +3,7 @@ forward pass still gets its losses reduced in full precision."""
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 
 def interpolate(real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -140,24 +141,29 @@ class _CriticScoresPenalty(torch.autograd.Function):
         return scores, gp
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_scores, grad_gp):
         u3, w_u, w_o, act_rf, mask, g, norm = ctx.saved_tensors
+        need = ctx.needs_input_grad
         n = g.shape[0]
         mask_rf, mask_i = mask[: 2 * n], mask[2 * n:]
         # penalty: d gp / d g_i = 2 (|g_i| - 1) g_i / (|g_i| B)   (0 where |g_i| = 0, like autograd)
         coef = torch.where(norm > 0, grad_gp * 2.0 * (norm - 1.0) / (norm * n), 0.0)
         gg = g * coef.unsqueeze(1)                                  # (B, D)
-        dq = torch.mm(gg, w_u.t())                                  # (B, H)
-        # scores: dD/dh = w_o * lrelu'(h)
+        # scores: d D / d h = w_o * lrelu'(h)
         dh_rf = grad_scores.unsqueeze(1) * w_o * mask_rf            # (2B, H)
-        grad_w_o = (torch.mm(grad_scores.unsqueeze(0), act_rf)
-                    + (dq * mask_i).sum(0, keepdim=True))
-        grad_b_o = grad_scores.sum().reshape(1)
-        grad_cond = dh_rf.view(2, n, -1).sum(0)
-        # W_u: real + fake rows (dh^T u) and the penalty path (q^T gg) in one product
-        left = torch.cat([dh_rf, mask_i * w_o])                     # (3B, H)
-        right = torch.cat([u3[: 2 * n], gg])                        # (3B, D)
-        grad_w_u = torch.mm(left.t(), right)
+        grad_cond = dh_rf.view(2, n, -1).sum(0) if need[1] else None
+        grad_w_u = grad_w_o = grad_b_o = None
+        if need[2]:
+            # real + fake rows (dh^T u) and the penalty path (q^T gg) in one product
+            left = torch.cat([dh_rf, mask_i * w_o])                 # (3B, H)
+            right = torch.cat([u3[: 2 * n], gg])                    # (3B, D)
+            grad_w_u = torch.mm(left.t(), right)
+        if need[3]:
+            dq = torch.mm(gg, w_u.t())                              # d gp / d q   (B, H)
+            grad_w_o = torch.mm(grad_scores.unsqueeze(0), act_rf) + (dq * mask_i).sum(0, keepdim=True)
+        if need[4]:
+            grad_b_o = grad_scores.sum().reshape(1)
         return None, grad_cond, grad_w_u, grad_w_o, grad_b_o, None
 
 

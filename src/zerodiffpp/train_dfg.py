@@ -33,7 +33,7 @@ from .config import DFGConfig, DiffusionConfig, RuntimeConfig
 from .data.prepared import PreparedData
 from .losses import AdaptiveGP, critic_pass_fused, mutual_learning_loss, vae_loss, weighted_l1
 from .networks import DFG_NETWORKS, LRELU_SLOPE, NetworkDims, build_networks, reparameterize
-from .train_drg import selected_path
+from .train_drg import keep_freed_memory, selected_path
 from .trainloop import TrainLoop, critic_pass, make_adam, set_requires_grad
 
 ADAM_BETAS = (0.5, 0.999)       # G, critics, Dec (METHOD.md 3.5)
@@ -50,6 +50,8 @@ class DFGTrainer(TrainLoop):
                  seed: int, device="cpu", runtime: RuntimeConfig | None = None, fused: bool = True):
         super().__init__(data, cfg, diffusion, seed=seed, device=device, runtime=runtime)
         self.fused = bool(fused) and self.runtime.precision == "fp32"
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.network_names = tuple(n for n in DFG_NETWORKS if cfg.use_sc or n != "D_xc")
         self.dims = NetworkDims(x_dim=data.x_dim, c_dim=data.c_dim, attr_dim=data.attr_dim,
                                 hidden=cfg.hidden_dim)

@@ -17,7 +17,10 @@ Checkpoint ``runs/drg/model.pt`` (plain dict, loads with ``weights_only=True``):
 """
 from __future__ import annotations
 
+import ctypes
 import functools
+import os
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +32,21 @@ from .networks import DRG_NETWORKS, LRELU_SLOPE, NetworkDims, build_networks, pl
 from .trainloop import TrainLoop, critic_pass, make_adam, set_requires_grad
 
 ADAM_BETAS = (0.5, 0.999)   # METHOD.md 3.2
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc malloc to serve large blocks from its heap and keep freed memory (mallopt
+    M_MMAP_THRESHOLD / M_TRIM_THRESHOLD = 1 GiB) instead of mapping fresh pages for every large
+    tensor: at paper shapes each training iteration otherwise allocates ~1 GB of new pages (the
+    32-38 MB weight gradients, mmap'ed and freed every step), ~8 % of the CPU time in page faults.
+    Process-wide and idempotent; a no-op (False) without glibc or with ZERODIFFPP_MALLOPT=0."""
+    if os.environ.get("ZERODIFFPP_MALLOPT", "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-3, 1 << 30)) and bool(libc.mallopt(-1, 1 << 30))
+    except (OSError, AttributeError):
+        return False
 
 
 def selected_path(step):
@@ -55,6 +73,8 @@ class DRGTrainer(TrainLoop):
                  seed: int, device="cpu", runtime: RuntimeConfig | None = None, fused: bool = True):
         super().__init__(data, cfg, diffusion, seed=seed, device=device, runtime=runtime)
         self.fused = bool(fused) and self.runtime.precision == "fp32"
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.dims = NetworkDims(x_dim=data.x_dim, c_dim=data.c_dim, attr_dim=data.attr_dim,
                                 hidden=cfg.hidden_dim)
         self.train_c = torch.as_tensor(data.train_c, dtype=torch.float32, device=self.device)

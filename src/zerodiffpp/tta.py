@@ -13,11 +13,14 @@ Procedure (METHOD.md 6.3):
    t ~ U{0..n_T-1}, (x_t, x_{t+1}) from x (METHOD.md 2.1), z ~ E(x, a),
    x-hat_0 = G(z, a, c, x_{t+1}, t) and
      L = sum_i p_i [BCE(x-hat_0,i, clip(x_i, 0, 1)) + KL_i] / B          (METHOD.md 8 item 15)
-       + gamma_rec WL1(Dec(x-hat_0), a) + adv_scale gamma_adv (-E D_x0(x-hat_0, a))
+       + gamma_rec WL1(Dec(x-hat_0), a) + adv_scale gamma_adv gamma_x0 (-E D_x0(x-hat_0, a))
        + anchor_weight ||theta_G - theta_G^0||^2                          (L2-SP)
    plus, if ``replay``, the same loss (p = 1, no second anchor term) on a real seen-train batch
-   with true labels.  Only E and G are optimised (R, critics, Dec frozen), Adam(lr_scale * dfg.lr,
-   (0.5, 0.999)), fresh per round.
+   (same size, drawn with replacement) with true labels.  gamma_* come from the ``dfg`` section
+   (gamma_x0 = 1 by default; it only switches the D_x0 term off for a DFG trained without it).
+   The encoder sees the raw test feature; only the BCE target is clipped to [0, 1].  Only E and G
+   are optimised (R, critics, Dec frozen), Adam(lr_scale * dfg.lr, (0.5, 0.999)), fresh per round;
+   theta_G^0 are the weights before the first round.
 3. ``rounds`` rounds of ``epochs`` epochs over the pseudo-labelled set; after each round the
    ``labeller`` regenerates unseen features with the adapted G, retrains the GZSL classifier and the
    pseudo-labels are recomputed.  A round in which no sample passes the threshold is skipped and
@@ -241,9 +244,10 @@ def run_difftta(models, pool_x: torch.Tensor, pool_c: torch.Tensor, probs0: torc
         row.update(adapt_round(adapted, reference, pool_x, pool_c, pseudo, class_emb, replay, cfg,
                                dfg, generator))
         pseudo = select_pseudo_labels(labeller(adapted), classes, cfg)
-        row.update(skipped=False, seconds=round(time.perf_counter() - start, 3))
+        row.update(skipped=False, n_after=len(pseudo))
         log(f"DiffTTA round {r}: {row['n_pseudo']} pseudo-labelled samples, {row['steps']} steps, "
-            f"mean loss {row['mean_loss']:.4g}; {len(pseudo)} after relabelling")
+            f"mean loss {row['mean_loss']:.4g}; {len(pseudo)} after relabelling "
+            f"({time.perf_counter() - start:.1f} s)")
         history.append(row)
     adapted.E.requires_grad_(False)
     adapted.G.requires_grad_(False)

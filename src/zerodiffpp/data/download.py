@@ -154,6 +154,9 @@ def safe_extract_zip(zip_path: str | Path, target: str | Path,
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 tmp.unlink(missing_ok=True)
                 raise DataError(f"{zip_path}: member {info.filename!r} is corrupt ({exc})") from exc
+            except BaseException:   # Ctrl-C / SIGTERM: leave no half-extracted file behind
+                tmp.unlink(missing_ok=True)
+                raise
             os.replace(tmp, dest)
             written.append(dest)
     return written

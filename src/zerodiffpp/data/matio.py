@@ -144,6 +144,9 @@ def read_xlsa17(features_path: str | Path, splits_path: str | Path,
             raise DataError(f"{fpath}: key 'image_files' has {len(extra['image_files'])} "
                             f"entries for {n} labels")
 
+    extra["key_files"] = {**{k: str(fpath) for k in ("features", "labels", "image_files")},
+                          **{k: str(spath) for k in ("att", "original_att", "allclasses_names",
+                                                     *REQUIRED_LOCS, *OPTIONAL_LOCS)}}
     data = ZSLData(
         name=name or spath.parent.name,
         features=np.ascontiguousarray(feats.T, dtype=np.float32),

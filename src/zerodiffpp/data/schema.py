@@ -60,7 +60,13 @@ class ZSLData:
     # ------------------------------------------------------------------ validation
     def validate(self) -> "ZSLData":
         """Raise :class:`DataError` naming the source, key and problem on any inconsistency."""
-        where = self.source or self.name
+        default = self.source or self.name
+        files = self.extra.get("key_files", {})   # key -> file it was read from (read_xlsa17)
+
+        def at(key: str) -> str:
+            return str(files.get(key, default))
+
+        where = at("features")
         if self.features.ndim != 2:
             raise DataError(f"{where}: key 'features' must be 2-D (N x D), got shape {self.features.shape}")
         n = self.features.shape[0]
@@ -70,36 +76,38 @@ class ZSLData:
             bad = int(np.argwhere(~np.isfinite(self.features))[0, 0])
             raise DataError(f"{where}: key 'features' contains NaN/Inf (first at sample row {bad + 1})")
         if self.labels.shape != (n,):
-            raise DataError(f"{where}: key 'labels' has shape {self.labels.shape}, expected ({n},) "
+            raise DataError(f"{at('labels')}: key 'labels' has shape {self.labels.shape}, expected ({n},) "
                             f"to match {n} feature rows")
         if self.class_embeddings.ndim != 2:
-            raise DataError(f"{where}: key 'att' must be 2-D, got shape {self.class_embeddings.shape}")
+            raise DataError(f"{at('att')}: key 'att' must be 2-D, got shape {self.class_embeddings.shape}")
         if not np.all(np.isfinite(self.class_embeddings)):
-            raise DataError(f"{where}: key 'att' contains NaN/Inf")
+            raise DataError(f"{at('att')}: key 'att' contains NaN/Inf")
         n_cls = self.n_classes
         if n and (self.labels.min() < 1 or self.labels.max() > n_cls):
             hint = " (labels look 0-based; xlsa17 labels are 1-based)" if self.labels.min() == 0 else ""
-            raise DataError(f"{where}: key 'labels' has values in [{self.labels.min()}, "
+            raise DataError(f"{at('labels')}: key 'labels' has values in [{self.labels.min()}, "
                             f"{self.labels.max()}], expected 1..{n_cls} (columns of 'att'){hint}")
         for split in SPLITS:
-            self._check_loc(f"{split}_loc", self.loc(split), n, where, required=True)
+            self._check_loc(f"{split}_loc", self.loc(split), n, at(f"{split}_loc"), required=True)
         for key in ("train_loc", "val_loc"):
-            self._check_loc(key, getattr(self, key), n, where, required=False)
+            self._check_loc(key, getattr(self, key), n, at(key), required=False)
         seen = set(self.seen_classes().tolist())
         test_seen = set(np.unique(self.labels[self.idx("test_seen")] - 1).tolist())
         unseen = set(self.unseen_classes().tolist())
         overlap = seen & unseen
         if overlap:
             names = [self.class_names[c] if c < len(self.class_names) else str(c + 1) for c in sorted(overlap)[:5]]
-            raise DataError(f"{where}: seen and unseen classes overlap ({len(overlap)} classes, "
+            raise DataError(f"{at('test_unseen_loc')}: seen and unseen classes overlap ({len(overlap)} classes, "
                             f"e.g. {', '.join(names)}); trainval_loc and test_unseen_loc must cover "
                             "disjoint classes")
         if not test_seen <= seen:
-            raise DataError(f"{where}: test_seen_loc contains classes with no trainval sample")
+            raise DataError(f"{at('test_seen_loc')}: key 'test_seen_loc' contains classes with no "
+                            "trainval sample (every test_seen class must be a seen class)")
         if len(self.class_names) != n_cls:
-            raise DataError(f"{where}: {len(self.class_names)} class names for {n_cls} classes")
+            raise DataError(f"{at('allclasses_names')}: {len(self.class_names)} class names for "
+                            f"{n_cls} classes")
         if self.original_att is not None and self.original_att.shape[0] != n_cls:
-            raise DataError(f"{where}: key 'original_att' has {self.original_att.shape[0]} classes, "
+            raise DataError(f"{at('original_att')}: key 'original_att' has {self.original_att.shape[0]} classes, "
                             f"'att' has {n_cls}")
         return self
 

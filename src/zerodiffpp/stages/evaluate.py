@@ -30,8 +30,8 @@ Outputs
   ``spurious.syn_per_class`` features per seen and unseen class from the method's generator (input
   of the spuriousness stage).  For DiffGen methods each class mixes fully generated and DiffGen
   features in the proportion of the method's synthetic training pool for that class.
-* ``<eval-dir>/zerodiffpp.json``: DiffTTA rounds, pseudo-label counts/precision, DiffGen counts,
-  timings (diagnostics).
+* ``<eval-dir>/zerodiffpp.json``: DiffTTA rounds, pseudo-label counts/precision, DiffGen counts
+  (diagnostics; timings go to stdout only, so reruns are byte-identical).
 Reads the params sections runtime, train, diffusion, dfg, eval, tta, diffgen, spurious.
 """
 from __future__ import annotations
@@ -154,8 +154,85 @@ def write_generated(ctx: Context, path: Path, models, dg_seen=None, dg_unseen=No
     write_npz(path, seen_x=sx, seen_y=sy, unseen_x=ux, unseen_y=uy)
 
 
-def _precision(pseudo, pool_y) -> float | None:
-    return round(float(np.mean(pool_y[pseudo.index] == pseudo.y)), 4) if len(pseudo) else None
+def run_transductive(ctx: Context, methods, syn0, f0, results: dict, generated: dict, diag: dict,
+                     timings: dict) -> None:
+    """DiffTTA and/or DiffGen (METHOD.md 6.3-6.5) on the unlabelled test pool; fills ``results``
+    and ``generated`` for the requested ``+`` methods.  Test labels are read only for the
+    pseudo-label precision diagnostic, after the fact."""
+    from ..diffgen import Anchors, run_diffgen
+    from ..tta import GZSLLabeller, ReplaySet, run_difftta, select_pseudo_labels
+
+    cfg, data, models, variant = ctx.cfg, ctx.data, ctx.models, ctx.cfg.eval.variant
+
+    def dev(a):
+        return torch.as_tensor(a, dtype=torch.float32, device=ctx.device)
+
+    # Unlabelled test pool: features only.
+    pool_x = dev(np.concatenate([data.test_seen_x, data.test_unseen_x]))
+    pool_c = dev(np.concatenate([data.test_seen_c, data.test_unseen_c]))
+    pool_blocks = concat_inputs(ctx.blocks["test_seen"], ctx.blocks["test_unseen"])
+    pool_y = np.concatenate([data.test_seen_y, data.test_unseen_y])   # scoring diagnostic only
+
+    def describe(pseudo):
+        prec = round(float(np.mean(pool_y[pseudo.index] == pseudo.y)), 4) if len(pseudo) else None
+        return {"n": len(pseudo), "per_class": pseudo.counts(), "precision": prec}
+
+    probs0 = f0.log_probs(pool_blocks, variant).exp()
+    pseudo0 = select_pseudo_labels(probs0, f0.classes, cfg.tta)
+    diag["pseudo_f0"] = describe(pseudo0)
+
+    tta = syn_tta = None
+    if "zerodiff_tta" in methods or "zerodiffpp" in methods:
+        t = time.perf_counter()
+        labeller = GZSLLabeller(ctx.blocks["train"], data.train_y, pool_blocks, ctx.class_emb,
+                                data.seen_classes, data.unseen_classes, cfg.eval,
+                                derived_seed(ctx.seed, TAG_SYN), derived_seed(ctx.seed, TAG_TTA_CLF))
+        replay = ReplaySet(dev(data.train_x), dev(data.train_c),
+                           torch.as_tensor(data.train_y, dtype=torch.int64, device=ctx.device))
+        tta = run_difftta(models, pool_x, pool_c, probs0, f0.classes, labeller, ctx.class_emb,
+                          replay, cfg.tta, cfg.dfg, ctx.gen(TAG_TTA))
+        syn_tta = synthesise(ctx, tta.models, data.unseen_classes, cfg.eval.syn_per_class,
+                             ctx.gen(TAG_SYN))
+        diag["tta_rounds"], diag["pseudo_tta"] = tta.rounds, describe(tta.pseudo)
+        timings["tta_adaptation"] = time.perf_counter() - t
+        if "zerodiff_tta" in methods:
+            results["zerodiff_tta"] = evaluate_method(ctx, syn_tta)
+            generated["zerodiff_tta"] = (tta.models, None, None)
+        timings["zerodiff_tta"] = time.perf_counter() - t
+
+    seen_anchors = Anchors(dev(data.train_x), dev(data.train_c), np.asarray(data.train_y, np.int64),
+                           np.ones(len(data.train_y), np.float32))
+    after_tta = (tta.models, tta.pseudo, syn_tta) if tta is not None else (None, None, None)
+    for name, gen_models, pseudo, syn in (("zerodiff_diffgen", models, pseudo0, syn0),
+                                          ("zerodiffpp", *after_tta)):
+        if name not in methods:
+            continue
+        t = time.perf_counter()
+        un = pseudo.restrict(data.unseen_classes)
+        rows = torch.as_tensor(un.index, dtype=torch.long, device=ctx.device)
+        unseen_anchors = Anchors(pool_x[rows], pool_c[rows], un.y, un.p)
+        dg_s, dg_u = run_diffgen(gen_models, cfg.diffgen, cfg.eval.syn_per_class, ctx.class_emb,
+                                 data.seen_classes, data.unseen_classes, seen_anchors,
+                                 unseen_anchors, ctx.gen(TAG_DIFFGEN))
+        diag[f"diffgen_{name}"] = {"seen": dg_s.counts(), "unseen": dg_u.counts()}
+        results[name] = evaluate_method(ctx, syn, dg_s, dg_u)
+        generated[name] = (gen_models, dg_s, dg_u)
+        timings[name] = time.perf_counter() - t
+
+
+def write_outputs(args, ctx: Context, methods, results, generated, diag) -> None:
+    eval_dir = Path(args.eval_dir)
+    for name, (gen_models, dg_s, dg_u) in generated.items():
+        write_generated(ctx, eval_dir / name / "generated.npz", gen_models, dg_s, dg_u)
+    if diag:
+        write_json(eval_dir / "zerodiffpp.json", diag)   # no timings: reruns are byte-identical
+    write_json(args.metrics, {name: metrics_json(results[name]) for name in methods})
+    frames = []
+    for name in methods:
+        f = per_class_csv_frame(results[name])
+        f.insert(0, "method", name)
+        frames.append(f)
+    write_csv(args.per_class, pd.concat(frames, ignore_index=True))
 
 
 @run_stage
@@ -178,12 +255,9 @@ def main(argv=None) -> None:
 
     methods = parse_methods(args.methods)
     cfg = load_config(args.params, sections=SECTIONS)
-    from ..diffgen import Anchors, run_diffgen, validate_start_levels
-    from ..tta import GZSLLabeller, ReplaySet, run_difftta, select_pseudo_labels
-
-    use_tta = any(m in methods for m in ("zerodiff_tta", "zerodiffpp"))
-    use_dg = any(m in methods for m in ("zerodiff_diffgen", "zerodiffpp"))
+    use_dg = "zerodiff_diffgen" in methods or "zerodiffpp" in methods
     if use_dg:
+        from ..diffgen import validate_start_levels
         validate_start_levels(cfg.diffgen.start_levels, cfg.diffusion.n_steps)
     device = runtime.setup(cfg.runtime, cfg.train.seed)
     data = PreparedData.load(Path(args.prepared) / "prepared.npz")
@@ -198,100 +272,31 @@ def main(argv=None) -> None:
     def bar(it):
         return runtime.progress(it, desc=f"classifier {variant}", enabled=cfg.runtime.progress)
 
-    def dev(a):
-        return torch.as_tensor(a, dtype=torch.float32, device=device)
-
-    timings, diag, t0 = {}, {}, time.perf_counter()
-    ctx = Context(cfg, data, models, device, dev(data.class_emb), {}, cfg.train.seed, bar,
-                  args.best_of_test)
+    t0 = time.perf_counter()
+    ctx = Context(cfg, data, models, device,
+                  torch.as_tensor(data.class_emb, dtype=torch.float32, device=device), {},
+                  cfg.train.seed, bar, args.best_of_test)
     for split in ("train", "test_seen", "test_unseen"):
         ctx.blocks[split] = ctx.blocks_of(getattr(data, f"{split}_x"), getattr(data, f"{split}_c"))
-    results, generated = {}, {}
 
-    # --- ZeroDiff (inductive); its GZSL classifier is f0
+    # ZeroDiff (inductive); its GZSL classifier is f0 of the transductive methods.
     syn0 = synthesise(ctx, models, data.unseen_classes, cfg.eval.syn_per_class, ctx.gen(TAG_SYN))
-    results["zerodiff"] = evaluate_method(ctx, syn0)
-    generated["zerodiff"] = (models, None, None)
-    timings["zerodiff"] = time.perf_counter() - t0
-
-    # Unlabelled test pool (transductive methods): features only, no labels.
-    pool_x = dev(np.concatenate([data.test_seen_x, data.test_unseen_x]))
-    pool_c = dev(np.concatenate([data.test_seen_c, data.test_unseen_c]))
-    pool_blocks = concat_inputs(ctx.blocks["test_seen"], ctx.blocks["test_unseen"])
-    f0 = results["zerodiff"].gzsl
-    probs0 = f0.log_probs(pool_blocks, variant).exp()
-    pseudo0 = select_pseudo_labels(probs0, f0.classes, cfg.tta)
-    pool_y = np.concatenate([data.test_seen_y, data.test_unseen_y])   # scoring diagnostic only
-    diag["pseudo_f0"] = {"n": len(pseudo0), "per_class": pseudo0.counts(),
-                         "precision": _precision(pseudo0, pool_y)}
-
-    if use_tta:
-        t = time.perf_counter()
-        labeller = GZSLLabeller(ctx.blocks["train"], data.train_y, pool_blocks, ctx.class_emb,
-                                data.seen_classes, data.unseen_classes, cfg.eval,
-                                derived_seed(ctx.seed, TAG_SYN), derived_seed(ctx.seed, TAG_TTA_CLF))
-        replay = ReplaySet(dev(data.train_x), dev(data.train_c),
-                           torch.as_tensor(data.train_y, dtype=torch.int64, device=device))
-        tta = run_difftta(models, pool_x, pool_c, probs0, f0.classes, labeller, ctx.class_emb,
-                          replay, cfg.tta, cfg.dfg, ctx.gen(TAG_TTA))
-        syn_tta = synthesise(ctx, tta.models, data.unseen_classes, cfg.eval.syn_per_class, ctx.gen(TAG_SYN))
-        diag["tta_rounds"] = tta.rounds
-        diag["pseudo_tta"] = {"n": len(tta.pseudo), "per_class": tta.pseudo.counts(),
-                              "precision": _precision(tta.pseudo, pool_y)}
-        timings["tta_adaptation"] = time.perf_counter() - t
-        if "zerodiff_tta" in methods:
-            results["zerodiff_tta"] = evaluate_method(ctx, syn_tta)
-            generated["zerodiff_tta"] = (tta.models, None, None)
-        timings["zerodiff_tta"] = time.perf_counter() - t
-
-    if use_dg:
-        seen_anchors = Anchors(dev(data.train_x), dev(data.train_c), np.asarray(data.train_y, np.int64),
-                               np.ones(len(data.train_y), np.float32))
-
-        def diffgen(gen_models, pseudo, key):
-            t = time.perf_counter()
-            un = pseudo.restrict(data.unseen_classes)
-            rows = torch.as_tensor(un.index, device=device)
-            unseen_anchors = Anchors(pool_x[rows], pool_c[rows], un.y, un.p)
-            dg_s, dg_u = run_diffgen(gen_models, cfg.diffgen, cfg.eval.syn_per_class, ctx.class_emb,
-                                     data.seen_classes, data.unseen_classes, seen_anchors,
-                                     unseen_anchors, ctx.gen(TAG_DIFFGEN))
-            diag[f"diffgen_{key}"] = {"seen": dg_s.counts(), "unseen": dg_u.counts()}
-            return dg_s, dg_u, t
-
-        if "zerodiff_diffgen" in methods:
-            dg_s, dg_u, t = diffgen(models, pseudo0, "zerodiff_diffgen")
-            results["zerodiff_diffgen"] = evaluate_method(ctx, syn0, dg_s, dg_u)
-            generated["zerodiff_diffgen"] = (models, dg_s, dg_u)
-            timings["zerodiff_diffgen"] = time.perf_counter() - t
-        if "zerodiffpp" in methods:
-            dg_s, dg_u, t = diffgen(tta.models, tta.pseudo, "zerodiffpp")
-            results["zerodiffpp"] = evaluate_method(ctx, syn_tta, dg_s, dg_u)
-            generated["zerodiffpp"] = (tta.models, dg_s, dg_u)
-            timings["zerodiffpp"] = time.perf_counter() - t
-
+    results = {"zerodiff": evaluate_method(ctx, syn0)}
+    generated = {"zerodiff": (models, None, None)}
+    timings, diag = {"zerodiff": time.perf_counter() - t0}, {}
+    if len(methods) > 1:
+        run_transductive(ctx, methods, syn0, results["zerodiff"].gzsl, results, generated, diag,
+                         timings)
     t = time.perf_counter()
-    eval_dir = Path(args.eval_dir)
-    for name, (gen_models, dg_s, dg_u) in generated.items():
-        write_generated(ctx, eval_dir / name / "generated.npz", gen_models, dg_s, dg_u)
-    timings["generated_npz"] = time.perf_counter() - t
+    write_outputs(args, ctx, methods, results, generated, diag)
+    timings["outputs"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
-    diag["seconds"] = {k: round(v, 3) for k, v in timings.items()}
-    write_json(eval_dir / "zerodiffpp.json", diag)
-
-    scores = {name: metrics_json(results[name]) for name in methods}
-    write_json(args.metrics, scores)
-    frames = []
     for name in methods:
-        f = per_class_csv_frame(results[name])
-        f.insert(0, "method", name)
-        frames.append(f)
-    write_csv(args.per_class, pd.concat(frames, ignore_index=True))
-    for name in methods:
-        s = scores[name]
+        s = metrics_json(results[name])
         print(f"evaluate {name:17s} ({variant}, {cfg.eval.sampling}): T1 {s['zsl']['t1']:6.2f}  "
               f"U {s['gzsl']['u']:6.2f}  S {s['gzsl']['s']:6.2f}  H {s['gzsl']['h']:6.2f}")
-    print(f"evaluate: {timings['total']:.1f} s -> {args.metrics}")
+    print("evaluate: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+          + f" -> {args.metrics}")
 
 
 if __name__ == "__main__":

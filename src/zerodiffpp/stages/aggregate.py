@@ -1,0 +1,48 @@
+"""DVC stage ``aggregate``: mean and std over seeds of the scarce-data sweep cells.
+
+``python -m zerodiffpp.stages.aggregate [--params params.yaml] [--cells runs/sweep]
+[--metrics metrics/sweep.json] [--long plots/sweep.csv] [--summary plots/sweep_summary.csv]``
+
+Reads ``sweep`` (methods, fractions, seeds) and exactly the cells they name,
+``<cells>/<method>-<fraction>-<seed>/metrics.json`` (see :mod:`zerodiffpp.aggregate`); a missing
+cell stops the stage with a message naming it.
+"""
+from __future__ import annotations
+
+import argparse
+
+from ..aggregate import SweepError, aggregate
+from ..config import load_config
+from ..io import DataError, write_csv, write_json
+from .common import run_stage
+
+
+@run_stage
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m zerodiffpp.stages.aggregate",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="parameter file")
+    parser.add_argument("--cells", default="runs/sweep", help="directory of the sweep cells")
+    parser.add_argument("--metrics", default="metrics/sweep.json", help="summary metrics JSON")
+    parser.add_argument("--long", default="plots/sweep.csv",
+                        help="long-form CSV (method, fraction, seed, metric, value)")
+    parser.add_argument("--summary", default="plots/sweep_summary.csv",
+                        help="wide CSV of seed means per fraction (dvc plots)")
+    args = parser.parse_args(argv)
+    sweep = load_config(args.params, sections=("sweep",)).sweep
+    try:
+        summary, long, wide = aggregate(args.cells, sweep.methods, sweep.fractions, sweep.seeds)
+    except SweepError as exc:
+        raise DataError(str(exc)) from None
+    write_json(args.metrics, summary)
+    write_csv(args.long, long)
+    write_csv(args.summary, wide)
+    n = len(sweep.methods) * len(sweep.fractions) * len(sweep.seeds)
+    for variant, per in summary.items():
+        cols = "  ".join(f"{k} H {v['h']['mean']}±{v['h']['std']}" for k, v in per.items())
+        print(f"aggregate {variant:17s} {cols}")
+    print(f"aggregate: {n} cells -> {args.metrics}, {args.long}, {args.summary}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,209 @@
+"""One cell of the scarce-data sweep: train and evaluate one method at one seen fraction and seed.
+
+``python -m zerodiffpp.stages.sweep_cell --method zerodiff|fclswgan|fvaegan --fraction F
+--seed S --out runs/sweep/<method>-<F>-<S> [--params params.yaml] [--raw data/raw]
+[--features data/features]``
+
+The cell writes a params file equal to ``--params`` with ``train.seen_fraction = F`` and
+``train.seed = S`` (validated; the ``sweep`` section dropped: a cell never reads the grid) and runs
+the pipeline's own stage mains in this process on it, with every path inside the cell:
+
+* ``zerodiff``: prepare -> train_drg -> train_dfg -> evaluate (zerodiff, zerodiff_tta,
+  zerodiff_diffgen, zerodiffpp) -> spuriousness of the four generators;
+* ``fclswgan`` / ``fvaegan``: prepare -> baseline -> spuriousness.
+
+Cell directory (replaced as a whole once everything is written)::
+
+    metrics.json       {"method", "fraction", "seed",
+                        "variants": {<variant>: {t1, u, s, h, s_seen, s_unseen, delta_adv, denom,
+                                                 unnormalised, acc_gap_seen, acc_gap_unseen,
+                                                 connectivity}}}
+    params.yaml        the parameters the cell ran with
+    seen_subset.csv    the kept seen training samples (prepare)
+    eval.json          the evaluate / baseline stage metrics (percent)
+    spuriousness.json  the spuriousness stage metrics
+    per_class.csv      per-class accuracies
+    history/*.csv      training histories
+    models/            drg.pt + dfg.pt (zerodiff) or <method>.pt (baselines)
+    zerodiffpp.json    DiffTTA / DiffGen diagnostics (zerodiff cells)
+
+Prepared data and generated features (large, regenerable) live in a temporary directory.
+Accuracies are percent (2 decimals); spuriousness values as the spuriousness stage writes them.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from ..config import ConfigError, config_from_dict
+from ..io import DataError, read_json, write_json, write_text
+from .common import atomic_dir, run_stage
+
+# Which evaluated variants one cell of each sweep method produces (config.SWEEP_METHODS).
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "zerodiff": ("zerodiff", "zerodiff_tta", "zerodiff_diffgen", "zerodiffpp"),
+    "fclswgan": ("fclswgan",),
+    "fvaegan": ("fvaegan",),
+}
+METHODS = tuple(VARIANTS)
+
+
+def fraction_str(fraction: float) -> str:
+    """The fraction as DVC writes it into the matrix stage name and the cell directory
+    (``str`` of the YAML float: 1.0 -> ``1.0``, 0.1 -> ``0.1``)."""
+    return str(float(fraction))
+
+
+def cell_name(method: str, fraction: float, seed: int) -> str:
+    """``<method>-<fraction>-<seed>``: the cell directory under runs/sweep and the matrix
+    stage name after ``sweep@``."""
+    return f"{method}-{fraction_str(fraction)}-{int(seed)}"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m zerodiffpp.stages.sweep_cell",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
+    parser.add_argument("--fraction", required=True,
+                        help="seen fraction in (0, 1], written as a decimal (1.0, 0.3)")
+    parser.add_argument("--seed", required=True, help="train.seed of the cell")
+    parser.add_argument("--out", required=True, help="cell directory")
+    parser.add_argument("--params", default="params.yaml", help="parameter file")
+    parser.add_argument("--raw", default="data/raw", help="dataset directory (download stage)")
+    parser.add_argument("--features", default="data/features", help="features stage output")
+    return parser.parse_args(argv)
+
+
+def check_cell(method: str, fraction: str, seed: str) -> tuple[float, int]:
+    if method not in METHODS:
+        raise ConfigError(f"--method {method!r}: must be one of {', '.join(METHODS)}")
+    try:
+        value = float(fraction)
+    except ValueError:
+        raise ConfigError(f"--fraction {fraction!r}: expected a number in (0, 1]") from None
+    if fraction_str(value) != fraction:
+        # The cell directory and the stage name carry the value as written; the aggregate
+        # stage looks for str(float) -- so '1' or '0.10' would never be found.
+        raise ConfigError(f"--fraction {fraction!r}: write it as {fraction_str(value)} "
+                          "(in params.yaml sweep.fractions too): cell directory names use the "
+                          "value verbatim")
+    try:
+        seed_value = int(seed)
+    except ValueError:
+        raise ConfigError(f"--seed {seed!r}: expected an integer >= 0") from None
+    if str(seed_value) != seed:
+        raise ConfigError(f"--seed {seed!r}: write it as {seed_value}")
+    return value, seed_value
+
+
+def cell_params(params: str | Path, fraction: float, seed: int) -> dict:
+    """The parameter file with this cell's train.* values, validated; no ``sweep`` section."""
+    path = Path(params)
+    if not path.exists():
+        raise ConfigError(f"{path}: parameter file not found")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at top level")
+    raw = dict(raw)
+    raw.pop("sweep", None)
+    train = dict(raw.get("train") or {})
+    train.update({"seen_fraction": fraction, "seed": seed})
+    raw["train"] = train
+    config_from_dict(raw)      # same rules as every stage (fraction range, seed >= 0, ...)
+    return raw
+
+
+def _call(name: str, main, argv: list[str], timings: dict) -> None:
+    start = time.perf_counter()
+    rc = main(argv)
+    timings[name] = time.perf_counter() - start
+    if rc == 130:
+        raise SystemExit(130)
+    if rc:
+        raise DataError(f"sweep cell: stage {name} failed (exit {rc}); its message is above")
+
+
+def _variant_metrics(eval_json: dict, spurious_json: dict, variants) -> dict:
+    out = {}
+    for v in variants:
+        if v not in eval_json or v not in spurious_json:
+            raise DataError(f"sweep cell: no metrics for {v}")
+        s = eval_json[v]
+        out[v] = {"t1": s["zsl"]["t1"], "u": s["gzsl"]["u"], "s": s["gzsl"]["s"],
+                  "h": s["gzsl"]["h"], **spurious_json[v]}
+    return out
+
+
+def run_cell(method: str, fraction: float, seed: int, out: Path, params: Path, raw: Path,
+             features: Path, timings: dict) -> dict:
+    from . import baseline, evaluate, prepare, spuriousness, train_dfg, train_drg
+
+    variants = VARIANTS[method]
+    with atomic_dir(out) as cell, tempfile.TemporaryDirectory(prefix="sweep-cell-") as work:
+        work = Path(work)
+        cfg = cell_params(params, fraction, seed)
+        text = yaml.safe_dump(cfg, sort_keys=False)
+        write_text(work / "params.yaml", text)
+        write_text(cell / "params.yaml", text)
+        p = ["--params", str(work / "params.yaml")]
+        prepared = work / "prepared"
+        _call("prepare", prepare.main, p + ["--raw", str(raw), "--features", str(features),
+                                            "--out", str(prepared)], timings)
+        shutil.copy(prepared / "seen_subset.csv", cell / "seen_subset.csv")
+        (cell / "history").mkdir()
+        (cell / "models").mkdir()
+        if method == "zerodiff":
+            _call("train_drg", train_drg.main, p + ["--prepared", str(prepared), "--out",
+                  str(work / "drg"), "--history", str(cell / "history" / "drg.csv")], timings)
+            _call("train_dfg", train_dfg.main, p + ["--prepared", str(prepared), "--out",
+                  str(work / "dfg"), "--history", str(cell / "history" / "dfg.csv")], timings)
+            _call("evaluate", evaluate.main, p + [
+                "--prepared", str(prepared), "--drg", str(work / "drg"), "--dfg", str(work / "dfg"),
+                "--metrics", str(cell / "eval.json"), "--per-class", str(cell / "per_class.csv"),
+                "--eval-dir", str(work / "eval")], timings)
+            shutil.copy(work / "drg" / "model.pt", cell / "models" / "drg.pt")
+            shutil.copy(work / "dfg" / "model.pt", cell / "models" / "dfg.pt")
+            shutil.copy(work / "eval" / "zerodiffpp.json", cell / "zerodiffpp.json")
+            generated = {v: work / "eval" / v / "generated.npz" for v in variants}
+        else:
+            _call("baseline", baseline.main, p + [
+                "--method", method, "--prepared", str(prepared), "--out", str(work / method),
+                "--metrics", str(cell / "eval.json"),
+                "--history", str(cell / "history" / f"{method}.csv")], timings)
+            shutil.copy(work / method / "model.pt", cell / "models" / f"{method}.pt")
+            shutil.copy(work / method / "per_class.csv", cell / "per_class.csv")
+            generated = {method: work / method / "generated.npz"}
+        _call("spuriousness", spuriousness.main, p + ["--prepared", str(prepared)] + [
+            a for v, path in generated.items() for a in ("--method", f"{v}={path}")] + [
+            "--out", str(cell / "spuriousness.json")], timings)
+        metrics = {"method": method, "fraction": fraction, "seed": seed,
+                   "variants": _variant_metrics(read_json(cell / "eval.json"),
+                                                read_json(cell / "spuriousness.json"), variants)}
+        write_json(cell / "metrics.json", metrics)
+    return metrics
+
+
+@run_stage
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    fraction, seed = check_cell(args.method, args.fraction, args.seed)
+    timings: dict = {}
+    start = time.perf_counter()
+    metrics = run_cell(args.method, fraction, seed, Path(args.out), Path(args.params),
+                       Path(args.raw), Path(args.features), timings)
+    for variant, m in metrics["variants"].items():
+        print(f"sweep cell {args.method} fraction {args.fraction} seed {seed}: {variant:17s} "
+              f"T1 {m['t1']:6.2f}  U {m['u']:6.2f}  S {m['s']:6.2f}  H {m['h']:6.2f}  "
+              f"S_seen {m['s_seen']}  S_unseen {m['s_unseen']}")
+    print(f"sweep cell {args.out}: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+          + f", total {time.perf_counter() - start:.1f} s", file=sys.stdout)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

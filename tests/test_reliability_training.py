@@ -1,0 +1,310 @@
+"""Reliability, training faults (docs/reliability.md): divergence stops the stage with a message
+naming stage, epoch and loss; SIGTERM/SIGINT stop training at an epoch boundary with exit 130 and
+a rerun resumes to exactly the uninterrupted result; stale or broken checkpoints are ignored."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from conftest import REPO
+from zerodiffpp.config import DFGConfig, DiffusionConfig, DRGConfig, RuntimeConfig
+from zerodiffpp.data.prepared import PreparedData
+from zerodiffpp.io import load_checkpoint, save_checkpoint
+from zerodiffpp.stages import train_dfg, train_drg
+from zerodiffpp.train_dfg import DFGTrainer
+from zerodiffpp.train_drg import DRGTrainer
+from zerodiffpp.trainloop import TrainingInterrupted, fit, random_prepared_data
+
+TINY = dict(batch_size=32, critic_steps=2, hidden_dim=16)
+DIFF = DiffusionConfig()
+RUNTIME = RuntimeConfig(device="cpu", threads=1, progress=False)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return random_prepared_data(n_train=80, x_dim=24, c_dim=20, attr_dim=6, seed=0)
+
+
+def quiet(_msg):
+    pass
+
+
+def assert_same_checkpoint(a_path, b_path, a_hist=None, b_hist=None):
+    """Same weights, optimiser states, RNG state and history (minus wall-clock seconds)."""
+    a, b = load_checkpoint(a_path), load_checkpoint(b_path)
+    assert a["meta"] == b["meta"]
+    for group in ("models", "optimizers"):
+        assert a[group].keys() == b[group].keys()
+    for name in a["models"]:
+        for key, value in a["models"][name].items():
+            assert torch.equal(value, b["models"][name][key]), f"{name}.{key}"
+    for name in a["optimizers"]:
+        sa, sb = a["optimizers"][name]["state"], b["optimizers"][name]["state"]
+        assert sa.keys() == sb.keys()
+        for idx in sa:
+            for key, value in sa[idx].items():
+                assert torch.equal(value, sb[idx][key]), f"{name}.{idx}.{key}"
+    assert torch.equal(a["state"]["generator"], b["state"]["generator"])
+    strip = lambda h: {k: v for k, v in h.items() if k != "seconds"}  # noqa: E731
+    assert strip(a["history"]) == strip(b["history"])
+    if a_hist is not None:
+        pd.testing.assert_frame_equal(pd.read_csv(a_hist).drop(columns="seconds"),
+                                      pd.read_csv(b_hist).drop(columns="seconds"), check_exact=True)
+
+
+def write_params(path, **sections):
+    params = {"runtime": {"device": "cpu", "threads": 1, "precision": "fp32", "progress": False},
+              "train": {"seed": 0}, "diffusion": {"n_steps": 4, "beta_min": 0.1, "beta_max": 20.0},
+              "drg": dict(epochs=2, **TINY), "dfg": dict(epochs=2, **TINY)}
+    params.update(sections)
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+# ------------------------------------------------------------------ divergence
+
+
+def test_divergence_through_python_m(tmp_path, data):
+    """Exploding losses (lr 1e10) stop the stage: exit 1, ``error: DRG training diverged: loss
+    '<name>' is <nan|inf> in epoch <n>``, no traceback."""
+    data.save(tmp_path / "prepared" / "prepared.npz")
+    params = write_params(tmp_path / "params.yaml", drg=dict(epochs=6, lr=1e10, **TINY))
+    proc = subprocess.run([sys.executable, "-m", "zerodiffpp.stages.train_drg", "--params",
+                           str(params), "--prepared", str(tmp_path / "prepared"), "--out",
+                           str(tmp_path / "drg"), "--history", str(tmp_path / "drg.csv")],
+                          capture_output=True, text=True, cwd=REPO, timeout=180)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("error: DRG training diverged: loss '"), proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+    assert "in epoch " in proc.stderr and "lower the learning rate drg.lr" in proc.stderr
+
+
+def test_nan_features_diverge_dfg_stage(tmp_path, data, capsys):
+    bad = dataclasses.replace(data, train_x=data.train_x.copy())
+    bad.train_x[3, 2] = float("nan")
+    bad.save(tmp_path / "prepared" / "prepared.npz")
+    params = write_params(tmp_path / "params.yaml")
+    with pytest.raises(SystemExit) as exit_:
+        train_dfg.main(["--params", str(params), "--prepared", str(tmp_path / "prepared"),
+                        "--out", str(tmp_path / "dfg"), "--history", str(tmp_path / "dfg.csv")])
+    message = str(exit_.value.code)
+    assert message.startswith("error: DFG training diverged: loss '")
+    epoch = int(re.search(r"is nan in epoch (\d+) \(", message).group(1))
+    if epoch > 1:   # the diverged epoch is never saved: the checkpoint holds the one before
+        assert load_checkpoint(tmp_path / "dfg" / "model.pt")["meta"]["epochs_done"] == epoch - 1
+    else:
+        assert not (tmp_path / "dfg" / "model.pt").exists()
+
+
+# ------------------------------------------------------------------ interruption
+
+
+def test_sigterm_then_rerun_equals_uninterrupted_run(tmp_path):
+    """``python -m zerodiffpp.stages.train_drg`` gets SIGTERM once its first checkpoint exists:
+    exit 130 with ``interrupted after epoch N; rerun to resume``, the checkpoint on disk holds
+    epoch N; the rerun resumes and ends bit-identical to an uninterrupted run (CPU, same seed)."""
+    epochs = 25
+    data = random_prepared_data(n_train=128, x_dim=32, c_dim=32, attr_dim=8, seed=0)
+    data.save(tmp_path / "prepared" / "prepared.npz")
+    drg = dict(epochs=epochs, batch_size=32, critic_steps=2, hidden_dim=32)
+    params = write_params(tmp_path / "params.yaml", drg=drg)
+    out, hist = tmp_path / "drg", tmp_path / "drg.csv"
+    args = ["--params", str(params), "--prepared", str(tmp_path / "prepared"), "--out", str(out),
+            "--history", str(hist)]
+    proc = subprocess.Popen([sys.executable, "-m", "zerodiffpp.stages.train_drg", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "model.pt").exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no checkpoint after 120 s"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, (stdout, stderr)
+    assert "Traceback" not in stderr
+    assert stderr.startswith("DRG training interrupted by SIGTERM after epoch "), stderr
+    n = int(stderr.split("after epoch ")[1].split()[0])
+    assert 1 <= n < epochs
+    assert stderr.rstrip().endswith(f"of {epochs}; rerun to resume from {out / 'model.pt'}")
+    assert load_checkpoint(out / "model.pt")["meta"]["epochs_done"] == n
+    assert list(pd.read_csv(hist)["epoch"]) == list(range(1, n + 1))
+    assert sorted(p.name for p in out.iterdir()) == ["model.pt"]      # no temp files left
+
+    assert train_drg.main(args) == 0                                  # rerun: resume
+    # the uninterrupted reference run, in-process (identical to the stage: tested below)
+    straight = tmp_path / "straight"
+    fit(DRGTrainer(PreparedData.load(tmp_path / "prepared" / "prepared.npz"), DRGConfig(**drg),
+                   DIFF, seed=0, runtime=RUNTIME), epochs, straight / "model.pt",
+        straight / "h.csv", log=quiet)
+    assert_same_checkpoint(out / "model.pt", straight / "model.pt", hist, straight / "h.csv")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("during", ["epoch", "save"])
+def test_signal_in_epoch_or_during_save(tmp_path, data, sig, during):
+    """A signal during an epoch abandons it; one during the checkpoint write is held back until
+    checkpoint + history are complete.  Either way the rerun matches a straight run."""
+    cfg = DRGConfig(**TINY)
+    trainer = DRGTrainer(data, cfg, DIFF, seed=2, runtime=RUNTIME)
+    orig_epoch, orig_save = trainer.run_epoch, trainer.save
+
+    def run_epoch(bar=None):
+        if during == "epoch" and trainer.epoch == 2:
+            os.kill(os.getpid(), sig)
+        return orig_epoch(bar)
+
+    def save(ckpt, hist):
+        if during == "save" and trainer.epoch == 2:
+            os.kill(os.getpid(), sig)
+        return orig_save(ckpt, hist)
+
+    trainer.run_epoch, trainer.save = run_epoch, save
+    ckpt, hist = tmp_path / "model.pt", tmp_path / "h.csv"
+    previous = signal.getsignal(sig)
+    with pytest.raises(TrainingInterrupted) as err:
+        fit(trainer, 5, ckpt, hist, log=quiet)
+    assert signal.getsignal(sig) is previous                       # handlers restored
+    assert err.value.epoch == 2
+    assert str(err.value) == (f"DRG training interrupted by {sig.name} after epoch 2 of 5; "
+                              f"rerun to resume from {ckpt}")
+    assert load_checkpoint(ckpt)["meta"]["epochs_done"] == 2 and len(pd.read_csv(hist)) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.csv", "model.pt"]
+    messages = []
+    fit(DRGTrainer(data, cfg, DIFF, seed=2, runtime=RUNTIME), 5, ckpt, hist, log=messages.append)
+    assert messages == [f"DRG: {ckpt}: resuming after epoch 2"]
+    fit(DRGTrainer(data, cfg, DIFF, seed=2, runtime=RUNTIME), 5, tmp_path / "s.pt",
+        tmp_path / "s.csv", log=quiet)
+    assert_same_checkpoint(ckpt, tmp_path / "s.pt", hist, tmp_path / "s.csv")
+
+
+def test_interrupt_before_first_checkpoint(tmp_path, data):
+    trainer = DRGTrainer(data, DRGConfig(**TINY), DIFF, seed=0, runtime=RUNTIME)
+
+    def boom(bar=None):
+        raise KeyboardInterrupt
+
+    trainer.run_epoch = boom
+    with pytest.raises(TrainingInterrupted, match=r"^DRG training interrupted in epoch 1, before "
+                                                   r"any checkpoint was written; rerun to start again$"):
+        fit(trainer, 3, tmp_path / "model.pt", tmp_path / "h.csv", log=quiet)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stage_reports_interrupt_with_exit_130(tmp_path, data, capsys, monkeypatch):
+    import zerodiffpp.trainloop as trainloop
+
+    data.save(tmp_path / "prepared" / "prepared.npz")
+    params = write_params(tmp_path / "params.yaml", dfg=dict(epochs=4, **TINY))
+    real = trainloop.TrainLoop.run_epoch
+
+    def run_epoch(self, bar=None):
+        if self.epoch == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, bar)
+
+    monkeypatch.setattr(trainloop.TrainLoop, "run_epoch", run_epoch)
+    args = ["--params", str(params), "--prepared", str(tmp_path / "prepared"), "--out",
+            str(tmp_path / "dfg"), "--history", str(tmp_path / "dfg.csv")]
+    assert train_dfg.main(args) == 130
+    assert capsys.readouterr().err == (f"DFG training interrupted by SIGTERM after epoch 1 of 4; "
+                                       f"rerun to resume from {tmp_path / 'dfg' / 'model.pt'}\n")
+    monkeypatch.setattr(trainloop.TrainLoop, "run_epoch", real)
+    assert train_dfg.main(args) == 0
+    assert "DFG: " in capsys.readouterr().out
+    assert list(pd.read_csv(tmp_path / "dfg.csv")["epoch"]) == [1, 2, 3, 4]
+
+
+# ------------------------------------------------------------------ stale checkpoints
+
+
+def _stale(kind, data, ckpt):
+    """Write a checkpoint at ``ckpt`` that must NOT be resumed by DRG(TINY, seed 0, 3 epochs)."""
+    if kind == "corrupt":
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        ckpt.write_bytes(b"PK\x03\x04 truncated")
+        return "cannot load checkpoint, truncated or corrupt?"
+    if kind == "not-a-dict":
+        save_checkpoint(ckpt, [1, 2, 3])
+        return "no meta in checkpoint"
+    cfg, seed, d, epochs = DRGConfig(**TINY), 0, data, 2
+    if kind == "other-config":
+        cfg = dataclasses.replace(cfg, gp_weight=5.0)
+    elif kind == "other-seed":
+        seed = 1
+    elif kind == "other-data":
+        d = random_prepared_data(n_train=80, x_dim=24, c_dim=20, attr_dim=6, seed=9)
+    elif kind == "more-epochs":
+        epochs = 4
+    trainer = DRGTrainer(d, cfg, DIFF, seed=seed, runtime=RUNTIME)
+    fit(trainer, epochs, ckpt, ckpt.with_suffix(".csv"), log=quiet)
+    if kind == "other-code":
+        state = load_checkpoint(ckpt)
+        state["meta"]["code_version"] = "0123456789abcdef"
+        save_checkpoint(ckpt, state)
+        return "configuration differs (code_version)"
+    if kind == "broken-weights":
+        state = load_checkpoint(ckpt)
+        state["models"][next(iter(state["models"]))] = {"nonsense": torch.zeros(3)}
+        save_checkpoint(ckpt, state)
+        return "cannot restore it (RuntimeError: Error(s) in loading state_dict"
+    return {"other-config": "configuration differs (cfg_gp_weight)",
+            "other-seed": "configuration differs (seed)",
+            "other-data": "configuration differs (data_fingerprint)",
+            "more-epochs": "checkpoint has 4 epochs, more than the 3 asked for"}[kind]
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "not-a-dict", "other-config", "other-seed",
+                                  "other-data", "other-code", "more-epochs", "broken-weights"])
+def test_stale_checkpoint_is_ignored(tmp_path, data, kind):
+    ckpt = tmp_path / "run" / "model.pt"
+    why = _stale(kind, data, ckpt)
+    messages = []
+    fit(DRGTrainer(data, DRGConfig(**TINY), DIFF, seed=0, runtime=RUNTIME), 3, ckpt,
+        tmp_path / "run" / "h.csv", log=messages.append)
+    assert len(messages) == 1 and messages[0].startswith(f"DRG: not resuming {ckpt}: ")
+    assert why in messages[0] and messages[0].endswith("; training from scratch")
+    fit(DRGTrainer(data, DRGConfig(**TINY), DIFF, seed=0, runtime=RUNTIME), 3,
+        tmp_path / "fresh.pt", tmp_path / "fresh.csv", log=quiet)
+    assert_same_checkpoint(ckpt, tmp_path / "fresh.pt", tmp_path / "run" / "h.csv",
+                           tmp_path / "fresh.csv")
+
+
+def test_stage_matches_library_run(tmp_path, data, capsys):
+    """The stage entry point and ``fit`` give the same checkpoint (used as the reference above),
+    and an unchanged rerun of the stage resumes nothing and changes nothing."""
+    data.save(tmp_path / "prepared" / "prepared.npz")
+    params = write_params(tmp_path / "params.yaml")
+    args = ["--params", str(params), "--prepared", str(tmp_path / "prepared"), "--out",
+            str(tmp_path / "drg"), "--history", str(tmp_path / "drg.csv")]
+    assert train_drg.main(args) == 0
+    fit(DRGTrainer(data, DRGConfig(epochs=2, **TINY), DIFF, seed=0, runtime=RUNTIME), 2,
+        tmp_path / "lib.pt", tmp_path / "lib.csv", log=quiet)
+    assert_same_checkpoint(tmp_path / "drg" / "model.pt", tmp_path / "lib.pt",
+                           tmp_path / "drg.csv", tmp_path / "lib.csv")
+    capsys.readouterr()
+    assert train_drg.main(args) == 0
+    assert "resuming after epoch 2" in capsys.readouterr().out
+    assert_same_checkpoint(tmp_path / "drg" / "model.pt", tmp_path / "lib.pt")
