@@ -22,7 +22,7 @@ from zerodiffpp.data.prepared import PreparedData
 from zerodiffpp.io import load_checkpoint, save_checkpoint
 from zerodiffpp.stages import train_dfg, train_drg
 from zerodiffpp.train_drg import DRGTrainer
-from zerodiffpp.trainloop import TrainingInterrupted, fit, random_prepared_data
+from zerodiffpp.trainloop import TrainingInterrupted, fit, random_prepared_data, resume_path_for
 
 TINY = dict(batch_size=32, critic_steps=2, hidden_dim=16)
 DIFF = DiffusionConfig()
@@ -107,10 +107,12 @@ def test_nan_features_diverge_dfg_stage(tmp_path, data, capsys):
     message = str(exit_.value.code)
     assert message.startswith("error: DFG training diverged: loss '")
     epoch = int(re.search(r"is nan in epoch (\d+) \(", message).group(1))
+    resume = resume_path_for(tmp_path / "dfg" / "model.pt")
+    assert not (tmp_path / "dfg" / "model.pt").exists()   # no output from a diverged run
     if epoch > 1:   # the diverged epoch is never saved: the checkpoint holds the one before
-        assert load_checkpoint(tmp_path / "dfg" / "model.pt")["meta"]["epochs_done"] == epoch - 1
+        assert load_checkpoint(resume)["meta"]["epochs_done"] == epoch - 1
     else:
-        assert not (tmp_path / "dfg" / "model.pt").exists()
+        assert not resume.exists()
 
 
 # ------------------------------------------------------------------ interruption
@@ -126,13 +128,15 @@ def test_sigterm_then_rerun_equals_uninterrupted_run(tmp_path):
     drg = dict(epochs=epochs, batch_size=32, critic_steps=2, hidden_dim=32)
     params = write_params(tmp_path / "params.yaml", drg=drg)
     out, hist = tmp_path / "drg", tmp_path / "drg.csv"
+    # Per-epoch checkpoints live beside the output dir (dvc repro deletes the output dir).
+    resume = resume_path_for(out / "model.pt")
     args = ["--params", str(params), "--prepared", str(tmp_path / "prepared"), "--out", str(out),
             "--history", str(hist)]
     proc = subprocess.Popen([sys.executable, "-m", "zerodiffpp.stages.train_drg", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
         deadline = time.monotonic() + 120
-        while not (out / "model.pt").exists():
+        while not resume.exists():
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no checkpoint after 120 s"
             time.sleep(0.01)
@@ -147,10 +151,11 @@ def test_sigterm_then_rerun_equals_uninterrupted_run(tmp_path):
     assert stderr.startswith("DRG training interrupted by SIGTERM after epoch "), stderr
     n = int(stderr.split("after epoch ")[1].split()[0])
     assert 1 <= n < epochs
-    assert stderr.rstrip().endswith(f"of {epochs}; rerun to resume from {out / 'model.pt'}")
-    assert load_checkpoint(out / "model.pt")["meta"]["epochs_done"] == n
+    assert stderr.rstrip().endswith(f"of {epochs}; rerun to resume from {resume}")
+    assert load_checkpoint(resume)["meta"]["epochs_done"] == n
+    assert not out.exists()                                           # no half-finished output
     assert list(pd.read_csv(hist)["epoch"]) == list(range(1, n + 1))
-    assert sorted(p.name for p in out.iterdir()) == ["model.pt"]      # no temp files left
+    assert sorted(p.name for p in resume.parent.iterdir()) == ["model.pt"]   # no temp files left
 
     assert train_drg.main(args) == 0                                  # rerun: resume
     # the uninterrupted reference run, in-process (identical to the stage: tested below)
@@ -159,6 +164,7 @@ def test_sigterm_then_rerun_equals_uninterrupted_run(tmp_path):
                    DIFF, seed=0, runtime=RUNTIME), epochs, straight / "model.pt",
         straight / "h.csv", log=quiet)
     assert_same_checkpoint(out / "model.pt", straight / "model.pt", hist, straight / "h.csv")
+    assert not resume.parent.exists()                                 # cleaned up on success
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -229,7 +235,7 @@ def test_stage_reports_interrupt_with_exit_130(tmp_path, data, capsys, monkeypat
             str(tmp_path / "dfg"), "--history", str(tmp_path / "dfg.csv")]
     assert train_dfg.main(args) == 130
     assert capsys.readouterr().err == (f"DFG training interrupted by SIGTERM after epoch 1 of 4; "
-                                       f"rerun to resume from {tmp_path / 'dfg' / 'model.pt'}\n")
+                                       f"rerun to resume from {resume_path_for(tmp_path / 'dfg' / 'model.pt')}\n")
     monkeypatch.setattr(trainloop.TrainLoop, "run_epoch", real)
     assert train_dfg.main(args) == 0
     assert "DFG: " in capsys.readouterr().out
@@ -305,7 +311,8 @@ def test_stale_checkpoint_is_ignored(tmp_path, data, fresh_run, kind):
 
 def test_stage_matches_library_run(tmp_path, data, capsys):
     """The stage entry point and ``fit`` give the same checkpoint (used as the reference above),
-    and an unchanged rerun of the stage resumes nothing and changes nothing."""
+    and an unchanged rerun of the stage (finished runs leave no resume state) retrains to the
+    same bytes."""
     data.save(tmp_path / "prepared" / "prepared.npz")
     params = write_params(tmp_path / "params.yaml")
     args = ["--params", str(params), "--prepared", str(tmp_path / "prepared"), "--out",
@@ -315,7 +322,8 @@ def test_stage_matches_library_run(tmp_path, data, capsys):
         tmp_path / "lib.pt", tmp_path / "lib.csv", log=quiet)
     assert_same_checkpoint(tmp_path / "drg" / "model.pt", tmp_path / "lib.pt",
                            tmp_path / "drg.csv", tmp_path / "lib.csv")
+    assert not resume_path_for(tmp_path / "drg" / "model.pt").parent.exists()
     capsys.readouterr()
     assert train_drg.main(args) == 0
-    assert "resuming after epoch 2" in capsys.readouterr().out
+    assert "resuming" not in capsys.readouterr().out
     assert_same_checkpoint(tmp_path / "drg" / "model.pt", tmp_path / "lib.pt")

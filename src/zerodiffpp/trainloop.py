@@ -363,6 +363,8 @@ def fit(trainer: TrainLoop, epochs: int, checkpoint_path: str | Path, history_pa
             ok, why = trainer.can_resume(checkpoint, epochs)
         except DataError as exc:
             ok, why = False, str(exc)
+        except (KeyError, TypeError, ValueError) as exc:   # a meta of the wrong shape
+            ok, why = False, f"unusable meta ({type(exc).__name__}: {exc})"
         if ok:
             fresh = copy.deepcopy(trainer.state_dict())
             try:
@@ -370,7 +372,8 @@ def fit(trainer: TrainLoop, epochs: int, checkpoint_path: str | Path, history_pa
                 log(f"{trainer.stage}: {checkpoint_path}: {why}")
             except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
                 trainer.load_state_dict(fresh)   # back to the untouched initial state
-                ok, why = False, f"cannot restore it ({type(exc).__name__}: {exc})"
+                first = (str(exc).strip().splitlines() or [""])[0]
+                ok, why = False, f"cannot restore it ({type(exc).__name__}: {first})"
         if not ok:
             log(f"{trainer.stage}: not resuming {checkpoint_path}: {why}; training from scratch")
     saved = trainer.epoch   # the last epoch whose checkpoint is on disk (0: none)
@@ -396,4 +399,30 @@ def fit(trainer: TrainLoop, epochs: int, checkpoint_path: str | Path, history_pa
                 message = (f"{trainer.stage} training interrupted{how} in epoch 1, before any "
                            "checkpoint was written; rerun to start again")
             raise TrainingInterrupted(message, saved) from None
+    return trainer
+
+
+def resume_path_for(output_path: str | Path) -> Path:
+    """Where per-epoch checkpoints live while a stage trains: beside the output directory
+    (``runs/drg`` -> ``runs/drg.resume/model.pt``), because ``dvc repro`` deletes a stage's
+    outputs before rerunning it and would otherwise throw the resumable state away."""
+    output_path = Path(output_path)
+    return output_path.parent.with_name(output_path.parent.name + ".resume") / output_path.name
+
+
+def fit_to_output(trainer: TrainLoop, epochs: int, output_path: str | Path,
+                  history_path: str | Path, log=print) -> TrainLoop:
+    """:func:`fit` with its per-epoch checkpoints in :func:`resume_path_for` ``(output_path)``;
+    once training completes the final checkpoint is moved to ``output_path`` (atomically) and
+    the resume folder removed, so DVC caches only finished models and keeps its run-cache."""
+    import shutil
+
+    from .io import atomic_path
+
+    output_path = Path(output_path)
+    resume_path = resume_path_for(output_path)
+    fit(trainer, epochs, resume_path, history_path, log=log)
+    with atomic_path(output_path) as tmp:
+        shutil.copyfile(resume_path, tmp)
+    shutil.rmtree(resume_path.parent, ignore_errors=True)
     return trainer

@@ -33,12 +33,12 @@ def main(argv=None) -> None:
     data = PreparedData.load(Path(args.prepared) / "prepared.npz")
 
     from ..train_drg import DRGTrainer   # heavy imports only once the inputs are valid
-    from ..trainloop import TrainingDivergedError, fit
+    from ..trainloop import TrainingDivergedError, fit_to_output
 
     trainer = DRGTrainer(data, cfg.drg, cfg.diffusion, seed=cfg.train.seed, device=device,
                          runtime=cfg.runtime)
     try:
-        fit(trainer, cfg.drg.epochs, Path(args.out) / "model.pt", args.history)
+        fit_to_output(trainer, cfg.drg.epochs, Path(args.out) / "model.pt", args.history)
     except TrainingDivergedError as exc:
         raise SystemExit(f"error: {exc}") from None
     last = trainer.history[-1]
