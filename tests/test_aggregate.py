@@ -134,7 +134,11 @@ def test_stage_main_writes_outputs(cells, tmp_path):
     assert list(metrics) == ["fclswgan"] and set(metrics["fclswgan"]) == {"p10", "p100"}
     assert metrics["fclswgan"]["p10"]["h"]["mean"] == 11.0
     assert len(pd.read_csv(out / "sweep.csv")) == 2 * 3 * 12
-    assert pd.read_csv(out / "summary.csv")["fraction"].tolist() == [0.1, 1.0]
+    wide = pd.read_csv(out / "summary.csv")
+    assert wide["fraction"].tolist() == [0.1, 1.0]
+    assert wide["h_fclswgan"].tolist() == [11.0, 4.0]
+    # every variant keeps its columns (empty here) so dvc.yaml's top-level plots find them
+    assert wide["h_zerodiffpp"].isna().all() and "s_unseen_fvaegan_std" in wide.columns
 
 
 @pytest.mark.parametrize("override, fragment", [
@@ -220,3 +224,22 @@ def test_cell_main_rejects_bad_arguments_before_work(tmp_path, capsys):
     assert rc == 2
     assert "write it as 1.0" in capsys.readouterr().err
     assert not (tmp_path / "cell").exists()
+
+
+def test_paper_sweep_preset_applies_over_a_dataset_preset(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from zerodiffpp.config import load_config
+    from zerodiffpp.presets import apply_preset
+
+    repo = Path(__file__).resolve().parents[1]
+    params = tmp_path / "params.yaml"
+    shutil.copy(repo / "params.yaml", params)
+    apply_preset("CUB", params, repo / "presets")
+    apply_preset("sweep-paper", params, repo / "presets")
+    cfg = load_config(params)
+    assert cfg.data.dataset == "CUB"
+    assert cfg.sweep.fractions == [1.0, 0.3, 0.1] and len(cfg.sweep.seeds) >= 3
+    assert cfg.sweep.methods == ["zerodiff", "fclswgan", "fvaegan"]
+    assert [agg.fraction_key(f) for f in cfg.sweep.fractions] == ["p100", "p30", "p10"]

@@ -281,3 +281,15 @@ def test_bf16_uses_reference_path(data):
     assert not trainer.fused
     stats = trainer.iteration()
     assert all(torch.isfinite(v.float()).all() for v in stats.values())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("cls, cfg", [(DRGTrainer, DRGConfig(**SMALL)), (DFGTrainer, DFGConfig(**SMALL))])
+def test_fused_training_matches_reference_on_cuda(data, cls, cfg):
+    torch.backends.cuda.matmul.allow_tf32 = False
+    ref = cls(data, cfg, DIFF, seed=5, device="cuda", fused=False)
+    fast = cls(data, cfg, DIFF, seed=5, device="cuda", fused=True)
+    _lockstep(ref, fast, 2)
+    w_ref, w_fast = _weights(ref), _weights(fast)
+    for name in w_ref:
+        assert torch.allclose(w_ref[name], w_fast[name], rtol=1e-4, atol=1e-6), name

@@ -170,19 +170,20 @@ def summarise(rows: list[dict], methods: Sequence[str], fractions: Sequence[floa
 
 def summary_frame(summary: dict, fractions: Sequence[float], metrics: Sequence[str] = SUMMARY_METRICS):
     """Wide table for ``dvc plots``: one row per fraction (ascending), ``<metric>_<variant>``
-    columns of seed means and ``<metric>_<variant>_std`` columns."""
+    columns of seed means and ``<metric>_<variant>_std`` columns.  Every variant of every sweep
+    method has its columns (empty when the method is not in the sweep), so the fixed top-level
+    plot definitions in dvc.yaml always find their fields."""
     import pandas as pd
 
+    variants = [v for vs in VARIANTS.values() for v in vs]
     rows = []
     for f in sorted(float(x) for x in fractions):
         row = {"fraction": f}
-        for metric in metrics:
-            for variant, per in summary.items():
-                cell = per[fraction_key(f)][metric]
-                row[f"{metric}_{variant}"] = cell["mean"]
-        for metric in metrics:
-            for variant, per in summary.items():
-                row[f"{metric}_{variant}_std"] = per[fraction_key(f)][metric]["std"]
+        for suffix, stat in (("", "mean"), ("_std", "std")):
+            for metric in metrics:
+                for variant in variants:
+                    cell = summary.get(variant, {}).get(fraction_key(f), {}).get(metric, {})
+                    row[f"{metric}_{variant}{suffix}"] = cell.get(stat)
         rows.append(row)
     return pd.DataFrame(rows)
 

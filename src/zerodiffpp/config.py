@@ -234,7 +234,7 @@ class SweepConfig:
     zerodiffpp from one trained model.  Cells do not read these lists (their own fraction and
     seed come from the stage command), so editing one value reruns only the cells it adds."""
 
-    fractions: list[float] = opt([1.0, 0.3, 0.1], doc="seen fractions, each in (0, 1]")
+    fractions: list[float] = opt([0.5, 0.25, 0.1], doc="seen fractions, each in (0, 1]")
     seeds: list[int] = opt([0, 1], doc="train.seed of each cell, >= 0")
     methods: list[str] = opt(list(SWEEP_METHODS), doc="subset of zerodiff, fclswgan, fvaegan")
 

@@ -23,6 +23,12 @@ METHOD_ORDER = ("zerodiff", "zerodiff_tta", "zerodiff_diffgen", "zerodiffpp", "f
 LABELS = {"zerodiff": "ZeroDiff", "zerodiff_tta": "ZeroDiff + DiffTTA",
           "zerodiff_diffgen": "ZeroDiff + DiffGen", "zerodiffpp": "ZeroDiff++",
           "fclswgan": "f-CLSWGAN", "fvaegan": "f-VAEGAN"}
+# Distinct markers and dashes, so methods with identical numbers stay visible.
+MARKERS = {"zerodiff": "o", "zerodiff_tta": "s", "zerodiff_diffgen": "^", "zerodiffpp": "D",
+           "fclswgan": "v", "fvaegan": "P"}
+DASHES = {"zerodiff": "-", "zerodiff_tta": "--", "zerodiff_diffgen": ":", "zerodiffpp": "-",
+          "fclswgan": "-.", "fvaegan": "-."}
+DODGE = 0.03          # methods are shifted by a few % along the (log) fraction axis
 DPI = 120
 
 
@@ -70,25 +76,28 @@ def _fraction_axis(ax, fractions: Sequence[float]) -> None:
     ax.set_xticklabels([f"{100 * f:g}%" for f in fr])
     ax.minorticks_off()
     lo, hi = min(fr), max(fr)
-    ax.set_xlim(lo / 1.25, hi * 1.25)
+    ax.set_xlim(lo / 1.3, hi * 1.3)
     ax.set_xlabel("seen training data kept (train.seen_fraction, log scale)")
 
 
 def _metric_vs_fraction(ax, long, metric: str, methods: Sequence[str], palette: dict,
                         ylabel: str, title: str) -> None:
     data = long[long["metric"] == metric].dropna(subset=["value"])
-    for m in methods:
+    for i, m in enumerate(methods):
         d = data[data["method"] == m]
         if d.empty:
             continue
+        shift = float(np.exp(DODGE * (i - (len(methods) - 1) / 2)))
         g = d.groupby("fraction")["value"]
         stats = g.agg(["mean", "std", "count"]).sort_index()
         std = stats["std"].fillna(0.0)
-        x = stats.index.to_numpy(float)
-        ax.plot(x, stats["mean"], marker="o", color=palette[m], label=LABELS.get(m, m), lw=2)
-        ax.fill_between(x, stats["mean"] - std, stats["mean"] + std, color=palette[m], alpha=0.15,
+        x = stats.index.to_numpy(float) * shift
+        ax.plot(x, stats["mean"], marker=MARKERS.get(m, "o"), ls=DASHES.get(m, "-"),
+                color=palette[m], label=LABELS.get(m, m), lw=1.8, ms=6)
+        ax.fill_between(x, stats["mean"] - std, stats["mean"] + std, color=palette[m], alpha=0.12,
                         lw=0)
-        ax.scatter(d["fraction"], d["value"], color=palette[m], s=12, alpha=0.6, lw=0)
+        ax.scatter(d["fraction"].to_numpy(float) * shift, d["value"], color=palette[m], s=12,
+                   alpha=0.6, lw=0, marker=MARKERS.get(m, "o"))
     _fraction_axis(ax, long["fraction"].unique())
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -3,6 +3,7 @@ forward pass still gets its losses reduced in full precision."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 
@@ -121,6 +122,11 @@ class AdaptiveGP:
 # where they are detached anyway.  fp32 only (the trainers use the autograd path under autocast).
 
 
+def _lrelu_grad(grad: torch.Tensor, h: torch.Tensor, slope: float) -> torch.Tensor:
+    """grad * lrelu'(h) -- the kernel autograd itself uses for leaky_relu's backward."""
+    return torch.ops.aten.leaky_relu_backward(grad, h, slope, False)
+
+
 class _CriticScoresPenalty(torch.autograd.Function):
     """(u3 = [real; fake; interp] (3B, D), cond_h (B, H), W_u (H, D), w_o (1, H), b_o (1,), slope)
     -> (scores (2B,) of the real and fake rows, un-weighted gradient penalty (scalar))."""
@@ -130,38 +136,38 @@ class _CriticScoresPenalty(torch.autograd.Function):
         n = u3.shape[0] // 3
         h = torch.mm(u3, w_u.t())                                   # (3B, H)
         h.view(3, n, -1).add_(cond_h)
-        mask = torch.where(h > 0, 1.0, slope).to(h.dtype)           # lrelu'(h)
-        act_rf = h[: 2 * n] * mask[: 2 * n]                          # lrelu(h) of real, fake rows
+        h_rf, h_i = h[: 2 * n], h[2 * n:]
+        act_rf = F.leaky_relu(h_rf, slope)                          # real and fake rows
         scores = torch.addmm(b_o, act_rf, w_o.t()).squeeze(1)       # (2B,)
-        q = mask[2 * n:] * w_o                                      # d D / d h at interpolates
+        q = _lrelu_grad(w_o.expand(n, -1), h_i, slope)              # d D / d h at interpolates
         g = torch.mm(q, w_u)                                        # d D / d u   (B, D)
         norm = torch.linalg.vector_norm(g, 2, dim=1)
         gp = ((norm - 1.0) ** 2).mean()
-        ctx.save_for_backward(u3, w_u, w_o, act_rf, mask, g, norm)
+        ctx.slope = slope
+        ctx.save_for_backward(u3, w_u, w_o, h, act_rf, q, g, norm)
         return scores, gp
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_scores, grad_gp):
-        u3, w_u, w_o, act_rf, mask, g, norm = ctx.saved_tensors
+        u3, w_u, w_o, h, act_rf, q, g, norm = ctx.saved_tensors
         need = ctx.needs_input_grad
         n = g.shape[0]
-        mask_rf, mask_i = mask[: 2 * n], mask[2 * n:]
         # penalty: d gp / d g_i = 2 (|g_i| - 1) g_i / (|g_i| B)   (0 where |g_i| = 0, like autograd)
         coef = torch.where(norm > 0, grad_gp * 2.0 * (norm - 1.0) / (norm * n), 0.0)
         gg = g * coef.unsqueeze(1)                                  # (B, D)
-        # scores: d D / d h = w_o * lrelu'(h)
-        dh_rf = grad_scores.unsqueeze(1) * w_o * mask_rf            # (2B, H)
+        # scores: d D / d h = lrelu'(h) * w_o * dL/dD
+        dh_rf = _lrelu_grad(grad_scores.unsqueeze(1) * w_o, h[: 2 * n], ctx.slope)   # (2B, H)
         grad_cond = dh_rf.view(2, n, -1).sum(0) if need[1] else None
         grad_w_u = grad_w_o = grad_b_o = None
         if need[2]:
             # real + fake rows (dh^T u) and the penalty path (q^T gg) in one product
-            left = torch.cat([dh_rf, mask_i * w_o])                 # (3B, H)
-            right = torch.cat([u3[: 2 * n], gg])                    # (3B, D)
-            grad_w_u = torch.mm(left.t(), right)
+            grad_w_u = torch.mm(torch.cat([dh_rf, q]).t(), torch.cat([u3[: 2 * n], gg]))
         if need[3]:
-            dq = torch.mm(gg, w_u.t())                              # d gp / d q   (B, H)
-            grad_w_o = torch.mm(grad_scores.unsqueeze(0), act_rf) + (dq * mask_i).sum(0, keepdim=True)
+            # q = lrelu'(h_i) * w_o, so d gp / d w_o = sum_i lrelu'(h_i) * (gg_i W_u^T)
+            dq = torch.mm(gg, w_u.t())                              # (B, H)
+            grad_w_o = (torch.mm(grad_scores.unsqueeze(0), act_rf)
+                        + _lrelu_grad(dq, h[2 * n:], ctx.slope).sum(0, keepdim=True))
         if need[4]:
             grad_b_o = grad_scores.sum().reshape(1)
         return None, grad_cond, grad_w_u, grad_w_o, grad_b_o, None

@@ -14,6 +14,11 @@ widths are simply consistent.)
 Critics are split into ``condition(...)`` (the first layer's contribution of everything except the
 judged input, computed once per step) and ``score(u, cond_h)`` (evaluated on real, fake and
 interpolated inputs); ``forward`` = ``score(u, condition(...))``.
+
+Layers on a concatenation of a wide constant block and narrow learned embeddings (the generators'
+first layers, the transition critics' conditioning) go through :func:`concat_linear`, whose
+backward skips the input gradient of blocks that need none (same values; :func:`plain_autograd`
+switches back to ``linear(torch.cat(...))`` for the trainers' reference path).
 """
 from __future__ import annotations
 

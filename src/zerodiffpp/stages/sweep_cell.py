@@ -27,7 +27,8 @@ Cell directory (replaced as a whole once everything is written)::
     models/            drg.pt + dfg.pt (zerodiff) or <method>.pt (baselines)
     zerodiffpp.json    DiffTTA / DiffGen diagnostics (zerodiff cells)
 
-Prepared data and generated features (large, regenerable) live in a temporary directory.
+Prepared data and generated features (large, regenerable) live in a temporary directory beside
+the cell, removed at the end.
 Accuracies are percent (2 decimals); spuriousness values as the spuriousness stage writes them.
 """
 from __future__ import annotations
@@ -145,10 +146,12 @@ def run_cell(method: str, fraction: float, seed: int, out: Path, params: Path, r
     from . import baseline, evaluate, prepare, spuriousness, train_dfg, train_drg
 
     variants = VARIANTS[method]
-    with atomic_dir(out) as cell, tempfile.TemporaryDirectory(prefix="sweep-cell-") as work:
+    text = yaml.safe_dump(cell_params(params, fraction, seed), sort_keys=False)
+    # The work directory sits beside the cell (same disk; prepared data can be large) and is
+    # named like atomic_dir's leftovers, so a killed run's is removed by the next run.
+    with atomic_dir(out) as cell, tempfile.TemporaryDirectory(
+            prefix=f".{out.name}.work-", dir=out.parent) as work:
         work = Path(work)
-        cfg = cell_params(params, fraction, seed)
-        text = yaml.safe_dump(cfg, sort_keys=False)
         write_text(work / "params.yaml", text)
         write_text(cell / "params.yaml", text)
         p = ["--params", str(work / "params.yaml")]
