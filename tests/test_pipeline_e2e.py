@@ -70,3 +70,19 @@ def test_bad_exp_value_fails_clearly(animals_repo, value, fragment):
     assert f"train.seen_fraction" in proc.stderr + proc.stdout
     assert fragment in proc.stderr + proc.stdout
     run(["git", "checkout", "--", "params.yaml"], repo, env)
+
+
+SNU_DIR = SHARED_DATA / "snu-b36-ex"
+
+
+def test_exp_run_snu_b36_ex_produces_gzsl_metrics(animals_repo):
+    """A real feature dataset through the same pipeline (shared copy instead of the download)."""
+    if not SNU_DIR.exists():
+        pytest.skip("shared SNU-B36-EX copy not available")
+    repo, env, _ = animals_repo
+    run(["dvc", "exp", "run", "-S", "data.dataset=snu-b36-ex", "-S",
+         f"data.local_path={SNU_DIR}", "-S", "train.seen_fraction=1.0"], repo, env)
+    metrics = read_metrics(repo)["zerodiff"]
+    assert 0.0 <= metrics["gzsl"]["h"] <= 100.0 and metrics["zsl"]["t1"] > 0.0
+    raw = json.loads((repo / "data" / "raw" / "dataset.json").read_text())
+    assert raw["name"] == "snu-b36-ex"
