@@ -96,3 +96,15 @@ def http_files():
     server.shutdown()
     server.server_close()
     thread.join()
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Toy-sized tensors: one intra-op thread is fastest and immune to CPU oversubscription.
+    (Stage subprocesses started by the end-to-end tests use their params' threads.)"""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

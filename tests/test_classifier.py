@@ -6,15 +6,6 @@ from zerodiffpp.classifier import SoftmaxClassifier, log_probs, predict, train_c
 from zerodiffpp.io import DataError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Toy-sized tensors: one intra-op thread is fastest and immune to CPU oversubscription."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def toy(n_per_class=60, k=4, dim=10, seed=0, sep=3.0):
     g = torch.Generator().manual_seed(seed)
     centers = torch.randn(k, dim, generator=g) * sep

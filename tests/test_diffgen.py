@@ -16,14 +16,6 @@ from zerodiffpp.synthesis import generate, reverse_chain, sample_representations
 SEEN, UNSEEN = np.arange(N_SEEN), np.arange(N_SEEN, N_SEEN + N_UNSEEN)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def models():
     return random_models(0)

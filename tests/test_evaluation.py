@@ -20,15 +20,6 @@ N_CLASSES, DX, DC, DA = 9, 12, 6, 4
 CFG = EvalConfig(syn_per_class=40, classifier_epochs=8, classifier_lr=1e-2, classifier_batch=64)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Toy-sized tensors: one intra-op thread is fastest and immune to CPU oversubscription."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 class FakeDec(nn.Module):
     def __init__(self):
         super().__init__()

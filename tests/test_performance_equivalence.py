@@ -28,14 +28,6 @@ DIFF = DiffusionConfig()
 SMALL = dict(batch_size=16, critic_steps=3, hidden_dim=32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data():
     return random_prepared_data(n_train=96, x_dim=24, c_dim=20, attr_dim=6, seed=0)

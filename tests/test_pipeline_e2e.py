@@ -67,7 +67,7 @@ def test_bad_exp_value_fails_clearly(animals_repo, value, fragment):
     repo, env, _ = animals_repo
     proc = run(["dvc", "exp", "run", "-S", f"train.seen_fraction={value}"], repo, env, check=False)
     assert proc.returncode != 0
-    assert f"train.seen_fraction" in proc.stderr + proc.stdout
+    assert "train.seen_fraction" in proc.stderr + proc.stdout
     assert fragment in proc.stderr + proc.stdout
     run(["git", "checkout", "--", "params.yaml"], repo, env)
 

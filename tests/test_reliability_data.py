@@ -24,14 +24,6 @@ from zerodiffpp.stages import evaluate, prepare, train_drg
 from zerodiffpp.trainloop import random_prepared_data
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_data():
     return synthetic.make(SyntheticConfig(n_classes=6, n_unseen=2, per_class=10, feature_dim=6,
                                           attr_dim=4))

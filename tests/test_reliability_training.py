@@ -29,14 +29,6 @@ DIFF = DiffusionConfig()
 RUNTIME = RuntimeConfig(device="cpu", threads=1, progress=False)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data():
     return random_prepared_data(n_train=80, x_dim=24, c_dim=20, attr_dim=6, seed=0)

@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from zerodiffpp import spuriousness as sp
@@ -17,15 +16,6 @@ from zerodiffpp.data import synthetic
 from zerodiffpp.io import write_npz
 from zerodiffpp.preprocess import prepare
 from zerodiffpp.stages import spuriousness as stage
-
-
-@pytest.fixture
-def one_thread():
-    """Small matrices: one intra-op thread is fastest and immune to busy CI neighbours."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # --------------------------------------------------------------------------- pure formulas
@@ -139,7 +129,7 @@ def _blobs(seed=0, n=60, dim=5):
     return real, fake, y, emb
 
 
-def test_probe_critic_is_deterministic_and_separates_real_from_fake(one_thread):
+def test_probe_critic_is_deterministic_and_separates_real_from_fake():
     real, fake, y, emb = _blobs()
     # N(0, 0.02) init + GP: the critic first grows its gradient in a random direction and
     # only then turns to the data; 800 steps are enough here (15/15 seeds x data sets).
@@ -156,7 +146,7 @@ def test_probe_critic_is_deterministic_and_separates_real_from_fake(one_thread):
         sp.train_probe_critic(real, y, fake[y == 0], y[y == 0], emb, **kw)
 
 
-def test_probe_fused_critic_step_matches_autograd(monkeypatch, one_thread):
+def test_probe_fused_critic_step_matches_autograd(monkeypatch):
     """The probe trains through losses.critic_pass_fused; the plain autograd critic pass
     (trainloop.critic_pass, double backward) must give the same critic."""
     from zerodiffpp.trainloop import critic_pass
@@ -322,7 +312,7 @@ def test_stage_missing_file(stage_inputs, capsys):
 # --------------------------------------------------------------------------- validation
 
 
-def test_s_seen_rises_with_spurious_strength(one_thread):
+def test_s_seen_rises_with_spurious_strength():
     """METHOD.md 6.2 validation on the project's synthetic source: a nuisance tied to class in
     seen TRAINVAL only (absent from test_seen).  The "method" is a per-class Gaussian fitted on
     the train features (inherits the nuisance, over-dispersed x2), scored by the probe critic;

@@ -19,15 +19,6 @@ TINY = dict(batch_size=32, critic_steps=2, hidden_dim=16)
 DIFF = DiffusionConfig()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny matrices: threading only adds overhead (and stalls on a busy 2-core machine)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data():
     return random_prepared_data(n_train=80, x_dim=24, c_dim=20, attr_dim=6, seed=0)

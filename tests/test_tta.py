@@ -17,14 +17,6 @@ DFG = DFGConfig()
 FAST = TTAConfig(rounds=2, epochs=2, batch_size=16)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def data():
     return clustered_data()
