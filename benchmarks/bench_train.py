@@ -8,7 +8,7 @@ for the default fused path and (unless --no-reference) the straightforward autog
 (``fused=False``), timed in ``--iters`` interleaved rounds (one fused iteration, one reference
 iteration, one replay of each one's matmuls; best and median round reported), it prints
   * generator iterations/s (critic_steps critic steps + 1 generator step), wall and process CPU,
-    and the process RSS with the trainer built and run (steady-state training memory);
+    and the RSS growth from building the trainer and running 3 iterations (training memory);
   * matmul FLOPs per iteration counted with torch.utils.flop_counter.FlopCounterMode (forward,
     backward and the gradient-penalty double backward: every aten mm/addmm/bmm that runs);
   * achieved GFLOP/s = FLOPs / time;
@@ -198,13 +198,15 @@ def bench_stage(name, cls, cfg, data, runtime, device, rounds, with_reference):
     impls = [True, False] if with_reference else [True]
     runs = {}
     for fused in impls:
+        rss0 = current_rss_mib()
         trainer = cls(data, cfg, DiffusionConfig(), seed=0, device=device, runtime=runtime, fused=fused)
         trainer.iteration()                              # warm-up (allocator, BLAS buffers)
         flops = count_flops(trainer.iteration)
         rec = MatmulRecorder()
         with rec:
             trainer.iteration()
-        rss = current_rss_mib()       # steady state of this trainer (before replay operands exist)
+        rss = current_rss_mib() - rss0    # this trainer's memory after 3 iterations (weights, Adam
+        #                                   state, grads, activations, allocator cache)
         runs[fused] = dict(trainer=trainer, flops=flops, machine=MachineRate(rec.calls, device),
                            times=[], calls=sum(rec.calls.values()), layouts=len(rec.calls), rss=rss)
     for _ in range(rounds):
@@ -233,7 +235,7 @@ def print_stage(r, threads, shape):
     b, m = r["best"], r["median"]
     print(f"{r['name']} {impl}: {1.0 / b['wall']:7.4f} it/s  {b['wall']:8.3f} s/it wall best of {r['rounds']} "
           f"(median {m['wall']:.3f})  {b['cpu']:8.3f} s/it CPU ({threads} threads); "
-          f"process RSS {r['rss']:.0f} MiB")
+          f"trainer RSS +{r['rss']:.0f} MiB")
     print(f"    matmul FLOPs/it {r['flops'] / 1e9:8.1f} GFLOP ({r['calls']} calls, {r['layouts']} layouts)"
           f"  achieved {b['achieved'] / 1e9:6.1f} GFLOP/s wall ({b['achieved_cpu'] / 1e9:5.1f} per CPU-s)")
     print(f"    machine matmul rate at these shapes {b['machine'] / 1e9:6.1f} GFLOP/s wall "
