@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 import scipy.io as sio
 
 os.environ.setdefault("ZERODIFFPP_NO_PROGRESS", "1")
@@ -108,3 +109,18 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# Small DRG/DFG sections shared by the trainer tests (test_training, test_reliability_training).
+TINY_TRAINER = dict(batch_size=32, critic_steps=2, hidden_dim=16)
+
+
+def write_trainer_params(path, **sections):
+    """A params.yaml with the sections a train_drg / train_dfg stage reads (2 tiny epochs);
+    ``sections`` replace whole sections."""
+    params = {"runtime": {"device": "cpu", "threads": 1, "precision": "fp32", "progress": False},
+              "train": {"seed": 0}, "diffusion": {"n_steps": 4, "beta_min": 0.1, "beta_max": 20.0},
+              "drg": dict(epochs=2, **TINY_TRAINER), "dfg": dict(epochs=2, **TINY_TRAINER)}
+    params.update(sections)
+    path.write_text(yaml.safe_dump(params))
+    return path

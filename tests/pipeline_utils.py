@@ -27,10 +27,14 @@ TINY_OVERRIDES = {
 }
 
 
-def deep_update(base: dict, overrides: dict) -> dict:
+def deep_update(base: dict, overrides: dict, only_existing: bool = False) -> dict:
+    """Merge ``overrides`` into ``base`` recursively; ``only_existing`` skips keys ``base``
+    lacks (for overrides written against a params.yaml that keeps growing)."""
     for key, value in overrides.items():
+        if only_existing and key not in base:
+            continue
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            deep_update(base[key], value)
+            deep_update(base[key], value, only_existing)
         else:
             base[key] = value
     return base

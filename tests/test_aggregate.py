@@ -171,7 +171,7 @@ def test_metric_missing_and_bad_json(tmp_path):
 
 def test_sweep_section_defaults_and_methods_match_cells():
     cfg = config_from_dict({})
-    assert cfg.sweep.methods == list(SWEEP_METHODS) == list(sweep_cell.VARIANTS)
+    assert cfg.sweep.methods == list(SWEEP_METHODS) == list(agg.VARIANTS)
     assert all(0 < f <= 1 for f in cfg.sweep.fractions)
 
 

@@ -84,3 +84,48 @@ def test_bad_inputs_are_clear_errors():
         fit(x, y, 4, weights=-torch.ones(len(y)))
     with pytest.raises(DataError, match="rows"):
         fit([x, x[:5]], y, 4)
+
+
+def _autograd_reference(x, y, k, *, epochs, lr, batch_size, seed, weights=None):
+    """The straightforward implementation the hand-written step replaces: autograd through
+    Linear + log-softmax + (weighted) NLL, same initialisation, permutations and Adam."""
+    g = torch.Generator().manual_seed(seed)
+    model = SoftmaxClassifier(x.shape[1], k, g)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999))
+    losses = []
+    for _ in range(epochs):
+        perm, total = torch.randperm(len(y), generator=g), 0.0
+        for s in range(0, len(y), batch_size):
+            idx = perm[s:s + batch_size]
+            nll = torch.nn.functional.nll_loss(model(x[idx]), y[idx], reduction="none")
+            w = torch.ones(len(idx)) if weights is None else weights[idx]
+            loss = (nll * w).sum() / len(idx)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        losses.append(total / len(y))
+    return model, losses
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_hand_written_step_matches_autograd(weighted):
+    torch.manual_seed(0)
+    x, y = torch.rand(300, 37), torch.randint(0, 6, (300,))
+    w = torch.rand(300) * 2 if weighted else None
+    opts = dict(epochs=4, lr=3e-3, batch_size=64)
+    ref, ref_losses = _autograd_reference(x, y, 6, seed=5, weights=w, **opts)
+    fast = train_classifier([x[:, :20], x[:, 20:]], y, 6, generator=torch.Generator().manual_seed(5),
+                            weights=w, **opts)
+    assert torch.allclose(fast.model.fc.weight, ref.fc.weight, rtol=1e-4, atol=1e-6)
+    assert torch.allclose(fast.model.fc.bias, ref.fc.bias, rtol=1e-4, atol=1e-6)
+    assert fast.losses == pytest.approx(ref_losses, rel=1e-5)
+
+
+def test_autograd_reference_path_matches_default_path():
+    x, y = toy()
+    w = torch.rand(len(y))
+    a = fit(x, y, 4, weights=w)
+    b = fit(x, y, 4, weights=w, autograd=True)
+    assert torch.allclose(a.model.fc.weight, b.model.fc.weight, rtol=1e-4, atol=1e-6)
+    assert a.losses == pytest.approx(b.losses, rel=1e-5)

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from pipeline_utils import make_pipeline_repo, tiny_params
+from pipeline_utils import deep_update, make_pipeline_repo, tiny_params
 
 pytestmark = pytest.mark.slow
 
@@ -25,19 +25,8 @@ SMALLER = {
 }
 
 
-def apply_existing(base: dict, overrides: dict) -> dict:
-    for key, value in overrides.items():
-        if key not in base:
-            continue
-        if isinstance(value, dict) and isinstance(base[key], dict):
-            apply_existing(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
 def test_two_fresh_repros_give_byte_identical_metrics(tmp_path):
-    params = apply_existing(tiny_params(), SMALLER)
+    params = deep_update(tiny_params(), SMALLER, only_existing=True)
     repos = []
     for name in ("a", "b"):
         (tmp_path / name).mkdir()

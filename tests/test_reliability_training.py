@@ -14,9 +14,8 @@ import time
 import pandas as pd
 import pytest
 import torch
-import yaml
 
-from conftest import REPO
+from conftest import REPO, TINY_TRAINER, write_trainer_params
 from zerodiffpp.config import DiffusionConfig, DRGConfig, RuntimeConfig
 from zerodiffpp.data.prepared import PreparedData
 from zerodiffpp.io import load_checkpoint, save_checkpoint
@@ -24,7 +23,7 @@ from zerodiffpp.stages import train_dfg, train_drg
 from zerodiffpp.train_drg import DRGTrainer
 from zerodiffpp.trainloop import TrainingInterrupted, fit, random_prepared_data, resume_path_for
 
-TINY = dict(batch_size=32, critic_steps=2, hidden_dim=16)
+TINY = TINY_TRAINER
 DIFF = DiffusionConfig()
 RUNTIME = RuntimeConfig(device="cpu", threads=1, progress=False)
 
@@ -61,15 +60,6 @@ def assert_same_checkpoint(a_path, b_path, a_hist=None, b_hist=None):
                                       pd.read_csv(b_hist).drop(columns="seconds"), check_exact=True)
 
 
-def write_params(path, **sections):
-    params = {"runtime": {"device": "cpu", "threads": 1, "precision": "fp32", "progress": False},
-              "train": {"seed": 0}, "diffusion": {"n_steps": 4, "beta_min": 0.1, "beta_max": 20.0},
-              "drg": dict(epochs=2, **TINY), "dfg": dict(epochs=2, **TINY)}
-    params.update(sections)
-    path.write_text(yaml.safe_dump(params))
-    return path
-
-
 # ------------------------------------------------------------------ divergence
 
 
@@ -77,7 +67,7 @@ def test_divergence_through_python_m(tmp_path, data):
     """Exploding losses (lr 1e10) stop the stage: exit 1, ``error: DRG training diverged: loss
     '<name>' is <nan|inf> in epoch <n>``, no traceback."""
     data.save(tmp_path / "prepared" / "prepared.npz")
-    params = write_params(tmp_path / "params.yaml", drg=dict(epochs=4, lr=1e10, **TINY))
+    params = write_trainer_params(tmp_path / "params.yaml", drg=dict(epochs=4, lr=1e10, **TINY))
     proc = subprocess.run([sys.executable, "-m", "zerodiffpp.stages.train_drg", "--params",
                            str(params), "--prepared", str(tmp_path / "prepared"), "--out",
                            str(tmp_path / "drg"), "--history", str(tmp_path / "drg.csv")],
@@ -92,7 +82,7 @@ def test_nan_features_diverge_dfg_stage(tmp_path, data, capsys):
     bad = dataclasses.replace(data, train_x=data.train_x.copy())
     bad.train_x[3, 2] = float("nan")
     bad.save(tmp_path / "prepared" / "prepared.npz")
-    params = write_params(tmp_path / "params.yaml")
+    params = write_trainer_params(tmp_path / "params.yaml")
     with pytest.raises(SystemExit) as exit_:
         train_dfg.main(["--params", str(params), "--prepared", str(tmp_path / "prepared"),
                         "--out", str(tmp_path / "dfg"), "--history", str(tmp_path / "dfg.csv")])
@@ -118,7 +108,7 @@ def test_sigterm_then_rerun_equals_uninterrupted_run(tmp_path):
     data = random_prepared_data(n_train=128, x_dim=32, c_dim=32, attr_dim=8, seed=0)
     data.save(tmp_path / "prepared" / "prepared.npz")
     drg = dict(epochs=epochs, batch_size=32, critic_steps=2, hidden_dim=32)
-    params = write_params(tmp_path / "params.yaml", drg=drg)
+    params = write_trainer_params(tmp_path / "params.yaml", drg=drg)
     out, hist = tmp_path / "drg", tmp_path / "drg.csv"
     # Per-epoch checkpoints live beside the output dir (dvc repro deletes the output dir).
     resume = resume_path_for(out / "model.pt")
@@ -214,7 +204,7 @@ def test_stage_reports_interrupt_with_exit_130(tmp_path, data, capsys, monkeypat
     import zerodiffpp.trainloop as trainloop
 
     data.save(tmp_path / "prepared" / "prepared.npz")
-    params = write_params(tmp_path / "params.yaml", dfg=dict(epochs=4, **TINY))
+    params = write_trainer_params(tmp_path / "params.yaml", dfg=dict(epochs=4, **TINY))
     real = trainloop.TrainLoop.run_epoch
 
     def run_epoch(self, bar=None):
@@ -306,7 +296,7 @@ def test_stage_matches_library_run(tmp_path, data, capsys):
     and an unchanged rerun of the stage (finished runs leave no resume state) retrains to the
     same bytes."""
     data.save(tmp_path / "prepared" / "prepared.npz")
-    params = write_params(tmp_path / "params.yaml")
+    params = write_trainer_params(tmp_path / "params.yaml")
     args = ["--params", str(params), "--prepared", str(tmp_path / "prepared"), "--out",
             str(tmp_path / "drg"), "--history", str(tmp_path / "drg.csv")]
     assert train_drg.main(args) == 0

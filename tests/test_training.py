@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
+from conftest import TINY_TRAINER, write_trainer_params
 from zerodiffpp.config import DFGConfig, DiffusionConfig, DRGConfig, RuntimeConfig
 from zerodiffpp.io import load_checkpoint
 from zerodiffpp.synthesis import generate, load_models, reverse_chain
@@ -15,7 +15,7 @@ from zerodiffpp.train_dfg import DFGTrainer
 from zerodiffpp.train_drg import DRGTrainer
 from zerodiffpp.trainloop import TrainingDivergedError, fit, random_prepared_data
 
-TINY = dict(batch_size=32, critic_steps=2, hidden_dim=16)
+TINY = TINY_TRAINER
 DIFF = DiffusionConfig()
 
 
@@ -135,14 +135,6 @@ def test_bf16_autocast_runs(data):
         assert all(np.isfinite(v) for v in row.values())
 
 
-def write_params(path, **sections):
-    params = {"runtime": {"device": "cpu", "threads": 1, "precision": "fp32", "progress": False},
-              "train": {"seed": 0}, "diffusion": {"n_steps": 4, "beta_min": 0.1, "beta_max": 20.0},
-              "drg": dict(epochs=2, **TINY), "dfg": dict(epochs=2, **TINY)}
-    params.update(sections)
-    path.write_text(yaml.safe_dump(params))
-
-
 def test_end_to_end_stages_and_generate(tmp_path, data):
     from zerodiffpp.stages import train_dfg, train_drg
 
@@ -153,7 +145,7 @@ def test_end_to_end_stages_and_generate(tmp_path, data):
         test_unseen_x=np.full_like(data.test_unseen_x, np.nan),
         test_unseen_c=np.full_like(data.test_unseen_c, np.nan))
     poisoned.save(tmp_path / "prepared" / "prepared.npz")
-    write_params(tmp_path / "params.yaml")
+    write_trainer_params(tmp_path / "params.yaml")
     common = ["--params", str(tmp_path / "params.yaml"), "--prepared", str(tmp_path / "prepared")]
     assert train_drg.main(common + ["--out", str(tmp_path / "drg"),
                                     "--history", str(tmp_path / "plots/drg.csv")]) == 0
@@ -182,9 +174,9 @@ def test_end_to_end_stages_and_generate(tmp_path, data):
     assert out.shape == (3, 24)
 
     # rerunning with more epochs resumes; a bad config is a clean error
-    write_params(tmp_path / "params.yaml", drg=dict(epochs=3, **TINY))
+    write_trainer_params(tmp_path / "params.yaml", drg=dict(epochs=3, **TINY))
     assert train_drg.main(common + ["--out", str(tmp_path / "drg"),
                                     "--history", str(tmp_path / "plots/drg.csv")]) == 0
     assert len(pd.read_csv(tmp_path / "plots/drg.csv")) == 3
-    write_params(tmp_path / "params.yaml", drg=dict(epochs=0, **TINY))
+    write_trainer_params(tmp_path / "params.yaml", drg=dict(epochs=0, **TINY))
     assert train_drg.main(common + ["--out", str(tmp_path / "drg")]) == 2

@@ -32,8 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-# Cell names and variants are defined by the producer of the cells (no torch import there).
-from .stages.sweep_cell import VARIANTS, cell_name, fraction_str  # noqa: F401 (re-exported)
+from .sweep_layout import VARIANTS, cell_name, fraction_str
 
 # Metrics in metrics/sweep.json (kept short so the table stays readable); the CSVs hold all.
 ACCURACY = ("t1", "u", "s", "h")                 # percent (evaluate / baseline stages)

@@ -23,7 +23,7 @@ import torch
 
 from .diffusion import DiffusionSchedule
 from .io import DataError, load_checkpoint
-from .networks import DFG_NETWORKS, DRG_NETWORKS, NetworkDims, build_networks
+from .networks import DFG_NETWORKS, NetworkDims, build_networks
 
 MODES = ("one_step", "progressive")
 CHECKPOINT_NAME = "model.pt"

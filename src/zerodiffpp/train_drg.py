@@ -62,9 +62,10 @@ def selected_path(step):
 class DRGTrainer(TrainLoop):
     """``fused=True`` (default) runs the critics' scores and gradient penalties through
     :func:`losses.critic_pass_fused` (one product for real/fake/interpolated inputs, analytic
-    double backward); ``fused=False`` is the straightforward autograd reference
-    (:func:`trainloop.critic_pass`).  Same math, same RNG draws; bf16 autocast always uses the
-    reference path."""
+    double backward) and the concatenated first layers through :func:`networks.concat_linear`;
+    ``fused=False`` is the straightforward autograd reference (:func:`trainloop.critic_pass`,
+    ``linear(torch.cat(...))``).  Same math, same RNG draws (tests/test_performance_equivalence.py);
+    bf16 autocast always uses the reference path.  Timings: benchmarks/README.md."""
 
     stage = "DRG"
     network_names = DRG_NETWORKS

@@ -87,6 +87,24 @@ def critic_pass(critic, cond_h, real, fake, generator):
     return both[0], both[1], gp
 
 
+def add_stats(sums: dict, stats: dict) -> None:
+    """Accumulate a step's statistics on the device (no host sync in the hot loop)."""
+    for key, value in stats.items():
+        value = value.detach().float()
+        sums[key] = sums[key] + value if key in sums else value
+
+
+def epoch_means(sums: dict, names, n_iters: int, who: str, epoch: int, hint: str) -> dict:
+    """Per-epoch means of the accumulated statistics (the one host read per epoch);
+    TrainingDivergedError naming the loss, the epoch and ``hint`` if one is not finite."""
+    means = (torch.stack([sums[n] for n in names]).double() / n_iters).tolist()
+    for name, value in zip(names, means):
+        if not math.isfinite(value):
+            raise TrainingDivergedError(f"{who} training diverged: loss '{name}' is {value} in "
+                                        f"epoch {epoch} ({hint})")
+    return dict(zip(names, means))
+
+
 def random_prepared_data(n_train: int = 256, x_dim: int = 32, c_dim: int = 32, attr_dim: int = 8,
                          n_seen: int = 6, n_unseen: int = 3, n_test: int = 16, seed: int = 0,
                          l2_normalise: bool = True) -> PreparedData:
@@ -170,22 +188,15 @@ class TrainLoop:
         start = time.perf_counter()
         sums: dict[str, torch.Tensor] = {}
         for _ in range(self.iters_per_epoch):
-            for name, value in self.iteration().items():
-                value = value.detach().float()
-                sums[name] = sums[name] + value if name in sums else value
+            add_stats(sums, self.iteration())
             if bar is not None:
                 bar.update(1)
         names = sorted(sums, key=lambda n: (self.column_order.index(n) if n in self.column_order
                                              else len(self.column_order), n))
-        means = (torch.stack([sums[n] for n in names]).double() / self.iters_per_epoch).tolist()
         epoch = self.epoch + 1
-        for name, value in zip(names, means):
-            if not math.isfinite(value):
-                raise TrainingDivergedError(
-                    f"{self.stage} training diverged: loss '{name}' is {value} in epoch {epoch} "
-                    f"(lower the learning rate {self.stage.lower()}.lr or check the input data)")
-        row = {"epoch": epoch, **dict(zip(names, means)),
-               "lambda": float(self.gp.value.item()),
+        means = epoch_means(sums, names, self.iters_per_epoch, self.stage, epoch,
+                            f"lower the learning rate {self.stage.lower()}.lr or check the input data")
+        row = {"epoch": epoch, **means, "lambda": float(self.gp.value.item()),
                "seconds": time.perf_counter() - start}
         self.epoch = epoch
         self.history.append(row)

@@ -33,7 +33,8 @@ from ..data.prepared import PreparedData
 from ..io import DataError, load_checkpoint
 from ..networks import CriticX0, MLPHead, init_weights
 from ..runtime import autocast, progress
-from ..trainloop import TrainingDivergedError, critic_pass, data_fingerprint, make_adam, set_requires_grad
+from ..trainloop import (add_stats, critic_pass, data_fingerprint, epoch_means, make_adam,
+                         set_requires_grad)
 
 ADAM_BETAS = (0.5, 0.999)
 CHECKPOINT_FORMAT = 1
@@ -143,9 +144,7 @@ class BaselineTrainer:
         sums: dict[str, torch.Tensor] = {}
         for _ in range(self.cfg.critic_steps):
             x, a, y = self.sample_batch()
-            for key, value in self.critic_step(x, a).items():
-                value = value.detach().float()
-                sums[key] = sums[key] + value if key in sums else value
+            add_stats(sums, self.critic_step(x, a))
         stats = {key: value / self.cfg.critic_steps for key, value in sums.items()}
         set_requires_grad([self.D], False)
         try:
@@ -158,19 +157,13 @@ class BaselineTrainer:
         start = time.perf_counter()
         sums: dict[str, torch.Tensor] = {}
         for _ in range(self.iters_per_epoch):
-            for key, value in self.iteration().items():
-                sums[key] = sums[key] + value if key in sums else value
+            add_stats(sums, self.iteration())
             if bar is not None:
                 bar.update(1)
-        names = list(sums)
-        means = (torch.stack([sums[n] for n in names]).double() / self.iters_per_epoch).tolist()
         epoch = self.epoch + 1
-        for key, value in zip(names, means):
-            if not math.isfinite(value):
-                raise TrainingDivergedError(
-                    f"{self.name} training diverged: loss '{key}' is {value} in epoch {epoch} "
-                    f"(lower baselines.lr or check the prepared features)")
-        row = {"epoch": epoch, **dict(zip(names, means)), "seconds": time.perf_counter() - start}
+        means = epoch_means(sums, list(sums), self.iters_per_epoch, self.name, epoch,
+                            "lower baselines.lr or check the prepared features")
+        row = {"epoch": epoch, **means, "seconds": time.perf_counter() - start}
         self.epoch = epoch
         self.history.append(row)
         return row

@@ -34,11 +34,10 @@ from ..baselines import BASELINES, get_baseline
 from ..config import ConfigError, load_config
 from ..data.prepared import PreparedData
 from ..io import save_checkpoint, write_csv, write_json, write_npz
+from ..seeds import TAG_CLF, TAG_SPURIOUS, TAG_SYN, derived_seed
 from .common import atomic_dir, run_stage
-from .evaluate import derived_seed
 
 VARIANT = "V"            # baselines generate visual features only
-SEED_TAG_EVAL_SYNTHESIS, SEED_TAG_CLASSIFIER, SEED_TAG_SPURIOUS_SYNTHESIS = 0, 1, 2
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -91,7 +90,7 @@ def main(argv=None) -> None:
     seed = cfg.train.seed
     syn_x, syn_y = trainer.generate(
         data.unseen_classes, cfg.eval.syn_per_class,
-        torch.Generator(device=device).manual_seed(derived_seed(seed, SEED_TAG_EVAL_SYNTHESIS)))
+        torch.Generator(device=device).manual_seed(derived_seed(seed, TAG_SYN)))
     variants = (VARIANT,)
     blocks = {name: build_blocks(x, None, None, variants, device) for name, x in (
         ("train", data.train_x), ("syn", syn_x), ("test_seen", data.test_seen_x),
@@ -103,11 +102,11 @@ def main(argv=None) -> None:
     result = evaluate_protocols(
         blocks["train"], data.train_y, blocks["syn"], syn_y, blocks["test_seen"], data.test_seen_y,
         blocks["test_unseen"], data.test_unseen_y, data.seen_classes, data.unseen_classes,
-        cfg.eval, torch.Generator().manual_seed(derived_seed(seed, SEED_TAG_CLASSIFIER)),
+        cfg.eval, torch.Generator().manual_seed(derived_seed(seed, TAG_CLF)),
         variant=VARIANT, best_of_test=args.best_of_test, progress=bar)
 
     # Generated seen + unseen features for the spuriousness metrics (METHOD.md 6.2).
-    spurious_gen = torch.Generator(device=device).manual_seed(derived_seed(seed, SEED_TAG_SPURIOUS_SYNTHESIS))
+    spurious_gen = torch.Generator(device=device).manual_seed(derived_seed(seed, TAG_SPURIOUS))
     seen_x, seen_y = trainer.generate(data.seen_classes, cfg.spurious.syn_per_class, spurious_gen)
     unseen_x, unseen_y = trainer.generate(data.unseen_classes, cfg.spurious.syn_per_class, spurious_gen)
 

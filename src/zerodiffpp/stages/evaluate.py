@@ -51,20 +51,13 @@ from ..data.prepared import PreparedData
 from ..evaluation import (build_blocks, concat_inputs, evaluate_protocols, metrics_json,
                           per_class_csv_frame)
 from ..io import write_csv, write_json, write_npz
+from ..seeds import (TAG_CLF, TAG_DIFFGEN, TAG_MIX, TAG_SPURIOUS, TAG_SYN, TAG_TTA,  # noqa: F401
+                     TAG_TTA_CLF, derived_seed)
 from .common import run_stage
 
 METHOD_KEY = "zerodiff"
 METHODS = ("zerodiff", "zerodiff_tta", "zerodiff_diffgen", "zerodiffpp")
 SECTIONS = ("runtime", "train", "diffusion", "dfg", "eval", "tta", "diffgen", "spurious")
-# derived_seed tags (0-2 are shared with the baseline stage)
-TAG_SYN, TAG_CLF, TAG_SPURIOUS, TAG_TTA, TAG_DIFFGEN, TAG_TTA_CLF, TAG_MIX = range(7)
-
-
-def derived_seed(seed: int, tag: int) -> int:
-    """A seed for an independent stream (synthesis vs classifier) from ``train.seed``."""
-    return int(np.random.SeedSequence([seed, tag]).generate_state(1, np.uint64)[0] % 2**63)
-
-
 def parse_methods(spec: str) -> tuple[str, ...]:
     names = [m.strip() for m in spec.split(",") if m.strip()]
     bad = [m for m in names if m not in METHODS]

@@ -44,27 +44,8 @@ import yaml
 
 from ..config import ConfigError, config_from_dict
 from ..io import DataError, read_json, write_json, write_text
+from ..sweep_layout import METHODS, VARIANTS, fraction_str
 from .common import atomic_dir, run_stage
-
-# Which evaluated variants one cell of each sweep method produces (config.SWEEP_METHODS).
-VARIANTS: dict[str, tuple[str, ...]] = {
-    "zerodiff": ("zerodiff", "zerodiff_tta", "zerodiff_diffgen", "zerodiffpp"),
-    "fclswgan": ("fclswgan",),
-    "fvaegan": ("fvaegan",),
-}
-METHODS = tuple(VARIANTS)
-
-
-def fraction_str(fraction: float) -> str:
-    """The fraction as DVC writes it into the matrix stage name and the cell directory
-    (``str`` of the YAML float: 1.0 -> ``1.0``, 0.1 -> ``0.1``)."""
-    return str(float(fraction))
-
-
-def cell_name(method: str, fraction: float, seed: int) -> str:
-    """``<method>-<fraction>-<seed>``: the cell directory under runs/sweep and the matrix
-    stage name after ``sweep@``."""
-    return f"{method}-{fraction_str(fraction)}-{int(seed)}"
 
 
 def parse_args(argv=None) -> argparse.Namespace:

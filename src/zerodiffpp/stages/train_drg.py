@@ -3,49 +3,17 @@
 ``python -m zerodiffpp.stages.train_drg [--params params.yaml] [--prepared runs/prepared]
 [--out runs/drg] [--history plots/history/drg.csv]``
 
-Reads ``runtime``, ``train``, ``diffusion`` and ``drg`` from the parameter file and the seen
-training samples of ``prepared.npz`` (no test data).  Writes ``<out>/model.pt`` (after every
-epoch, atomically; a compatible checkpoint found there is resumed) and the per-epoch history CSV.
+Reads ``runtime``, ``train``, ``diffusion`` and ``drg``; see :mod:`.train_generator`.
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from .. import runtime
-from ..config import load_config
-from ..data.prepared import PreparedData
 from .common import run_stage
+from .train_generator import train_stage
 
 
 @run_stage
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m zerodiffpp.stages.train_drg",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="parameter file")
-    parser.add_argument("--prepared", default="runs/prepared", help="prepare stage output dir")
-    parser.add_argument("--out", default="runs/drg", help="output dir (model.pt)")
-    parser.add_argument("--history", default="plots/history/drg.csv", help="per-epoch history CSV")
-    args = parser.parse_args(argv)
-
-    cfg = load_config(args.params, sections=("runtime", "train", "diffusion", "drg"))
-    device = runtime.setup(cfg.runtime, cfg.train.seed)
-    data = PreparedData.load(Path(args.prepared) / "prepared.npz")
-
-    from ..train_drg import DRGTrainer   # heavy imports only once the inputs are valid
-    from ..trainloop import TrainingDivergedError, fit_to_output
-
-    trainer = DRGTrainer(data, cfg.drg, cfg.diffusion, seed=cfg.train.seed, device=device,
-                         runtime=cfg.runtime)
-    try:
-        fit_to_output(trainer, cfg.drg.epochs, Path(args.out) / "model.pt", args.history)
-    except TrainingDivergedError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    last = trainer.history[-1]
-    total = sum(row["seconds"] for row in trainer.history)
-    print(f"train_drg: {trainer.epoch} epochs x {trainer.iters_per_epoch} it on {device}, "
-          f"loss_D {last['loss_D']:.4g}, loss_G {last['loss_G']:.4g}, {total:.1f} s "
-          f"-> {Path(args.out) / 'model.pt'}")
+    train_stage("drg", "zerodiffpp.train_drg:DRGTrainer", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
