@@ -94,6 +94,29 @@ def add_stats(sums: dict, stats: dict) -> None:
         sums[key] = sums[key] + value if key in sums else value
 
 
+def run_iterations(iteration, n_iters: int, bar=None) -> dict:
+    """``n_iters`` calls of ``iteration()``; their statistics summed on the device."""
+    sums: dict[str, torch.Tensor] = {}
+    for _ in range(n_iters):
+        add_stats(sums, iteration())
+        if bar is not None:
+            bar.update(1)
+    return sums
+
+
+def run_epochs(trainer, n_epochs: int, desc: str, on_epoch_end=None) -> None:
+    """``n_epochs`` calls of ``trainer.run_epoch`` under one progress bar (iterations, with the
+    last epoch's losses); ``on_epoch_end(trainer)`` after each (checkpointing)."""
+    with progress(total=n_epochs * trainer.iters_per_epoch, desc=desc,
+                  enabled=trainer.runtime.progress) as bar:
+        for _ in range(n_epochs):
+            row = trainer.run_epoch(bar)
+            bar.set_postfix(epoch=row["epoch"], loss_D=f"{row['loss_D']:.3g}",
+                            loss_G=f"{row['loss_G']:.3g}")
+            if on_epoch_end is not None:
+                on_epoch_end(trainer)
+
+
 def epoch_means(sums: dict, names, n_iters: int, who: str, epoch: int, hint: str) -> dict:
     """Per-epoch means of the accumulated statistics (the one host read per epoch);
     TrainingDivergedError naming the loss, the epoch and ``hint`` if one is not finite."""
@@ -186,11 +209,7 @@ class TrainLoop:
     def run_epoch(self, bar=None) -> dict:
         """ceil(n_train / B) iterations; losses are accumulated on the device and read back once."""
         start = time.perf_counter()
-        sums: dict[str, torch.Tensor] = {}
-        for _ in range(self.iters_per_epoch):
-            add_stats(sums, self.iteration())
-            if bar is not None:
-                bar.update(1)
+        sums = run_iterations(self.iteration, self.iters_per_epoch, bar)
         names = sorted(sums, key=lambda n: (self.column_order.index(n) if n in self.column_order
                                              else len(self.column_order), n))
         epoch = self.epoch + 1
@@ -204,15 +223,7 @@ class TrainLoop:
 
     def train(self, epochs: int, on_epoch_end=None) -> list[dict]:
         """Train until ``epochs`` epochs are done in total (continuing after a resume)."""
-        remaining = max(0, epochs - self.epoch)
-        with progress(total=remaining * self.iters_per_epoch, desc=self.stage,
-                      enabled=self.runtime.progress) as bar:
-            for _ in range(remaining):
-                row = self.run_epoch(bar)
-                bar.set_postfix(epoch=row["epoch"], loss_D=f"{row['loss_D']:.3g}",
-                                loss_G=f"{row['loss_G']:.3g}")
-                if on_epoch_end is not None:
-                    on_epoch_end(self)
+        run_epochs(self, max(0, epochs - self.epoch), self.stage, on_epoch_end)
         return self.history
 
     # ------------------------------------------------------------------ state

@@ -32,9 +32,9 @@ from ..config import BaselinesConfig, RuntimeConfig
 from ..data.prepared import PreparedData
 from ..io import DataError, load_checkpoint
 from ..networks import CriticX0, MLPHead, init_weights
-from ..runtime import autocast, progress
+from ..runtime import autocast
 from ..trainloop import (add_stats, critic_pass, data_fingerprint, epoch_means, make_adam,
-                         set_requires_grad)
+                         run_epochs, run_iterations, set_requires_grad)
 
 ADAM_BETAS = (0.5, 0.999)
 CHECKPOINT_FORMAT = 1
@@ -155,11 +155,7 @@ class BaselineTrainer:
 
     def run_epoch(self, bar=None) -> dict:
         start = time.perf_counter()
-        sums: dict[str, torch.Tensor] = {}
-        for _ in range(self.iters_per_epoch):
-            add_stats(sums, self.iteration())
-            if bar is not None:
-                bar.update(1)
+        sums = run_iterations(self.iteration, self.iters_per_epoch, bar)
         epoch = self.epoch + 1
         means = epoch_means(sums, list(sums), self.iters_per_epoch, self.name, epoch,
                             "lower baselines.lr or check the prepared features")
@@ -176,13 +172,7 @@ class BaselineTrainer:
         if not self.prepared:
             self.prepare(data)
             self.prepared = True
-        remaining = max(0, self.cfg.epochs - self.epoch)
-        with progress(total=remaining * self.iters_per_epoch, desc=self.name,
-                      enabled=self.runtime.progress) as bar:
-            for _ in range(remaining):
-                row = self.run_epoch(bar)
-                bar.set_postfix(epoch=row["epoch"], loss_D=f"{row['loss_D']:.3g}",
-                                loss_G=f"{row['loss_G']:.3g}")
+        run_epochs(self, max(0, self.cfg.epochs - self.epoch), self.name)
         return self.history_frame()
 
     def history_frame(self) -> pd.DataFrame:
