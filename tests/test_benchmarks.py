@@ -1,0 +1,59 @@
+"""The benchmark commands of benchmarks/README.md still run and print what the README quotes
+(small shapes; the numbers themselves are machine-dependent and not asserted)."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO
+from plusplus_utils import clustered_data, train_tiny
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_agreement_is_the_mean_share_of_equal_labels_over_seed_pairs():
+    schedule = load_script("classifier_schedule")
+    a, b = np.array([0, 1, 2, 3]), np.array([0, 1, 0, 0])
+    assert schedule.agreement([a, b], [a, b], same_seed_ok=False) == (0.5, 0.0)
+    mean, std = schedule.agreement([a, b], [a, b], same_seed_ok=True)
+    assert mean == pytest.approx(0.75) and std == pytest.approx(0.25)
+
+
+@pytest.mark.slow
+def test_classifier_schedule_runs_on_a_trained_pipeline(tmp_path, capsys):
+    data = clustered_data()
+    train_tiny(data, tmp_path, epochs=1)
+    (tmp_path / "prepared").mkdir()
+    data.save(tmp_path / "prepared" / "prepared.npz")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"runtime": {"device": "cpu", "threads": 1, "progress": False},
+                                      "eval": {"syn_per_class": 10, "classifier_batch": 32}}))
+    load_script("classifier_schedule").main(
+        ["--params", str(params), "--prepared", str(tmp_path / "prepared"), "--drg", str(tmp_path / "drg"),
+         "--dfg", str(tmp_path / "dfg"), "--epochs", "1,3", "--seeds", "2", "--threads", "1"])
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| 1 |") or line.startswith("| 3 |")]
+    assert len(rows) == 2 and "reference: 3 epochs" in out
+    assert "smallest schedule within the reference's seed noise" in out
+
+
+@pytest.mark.slow
+def test_bench_train_prints_utilisation_classifier_and_evaluation_lines(capsys):
+    load_script("bench_train").main(
+        ["--threads", "1", "--shape", "animals", "--iters", "1", "--stages", "DRG", "--eval-syn", "5",
+         "--eval-epochs", "1", "--eval-variants", "V,VCS"])
+    out = capsys.readouterr().out
+    for expected in ("DRG fused", "DRG reference", "MFU (model FLOPs", "HFU (executed",
+                     "classifier: one epoch", "previous (per-block autograd)", "eval: inputs",
+                     "peak memory"):
+        assert expected in out, expected
