@@ -84,6 +84,8 @@ def test_bad_inputs_are_clear_errors():
         fit(x, y, 4, weights=-torch.ones(len(y)))
     with pytest.raises(DataError, match="rows"):
         fit([x, x[:5]], y, 4)
+    with pytest.raises(DataError, match="one dtype and device"):
+        fit([x, x.double()], y, 4)
 
 
 def _autograd_reference(x, y, k, *, epochs, lr, batch_size, seed, weights=None):

@@ -19,7 +19,8 @@ per-block products with column slices of W) and does two matrix products,
 ``logits = X_b W^T + b`` and ``dW = G^T X_b`` with ``G = w ⊙ (softmax - onehot) / B`` (the exact
 gradient of the mean weighted NLL), then a fused ``torch.optim.Adam`` step.  Same arithmetic as
 the autograd version up to float rounding (``tests/test_classifier.py`` checks the weights
-against a plain autograd loop); about twice as fast at AWA2 widths.
+against a plain autograd loop); 1.29x faster than the previous per-block autograd loop at
+AWA2 VCS width (benchmarks/README.md).
 
 ``monitor`` (optional) is called with the model after every epoch; the evaluation module
 uses it for the *leaky* paper-compatible best-of-test diagnostic (METHOD.md 4.5), which is
@@ -78,6 +79,9 @@ def as_blocks(x: Blocks) -> list[torch.Tensor]:
     for b in blocks:
         if b.ndim != 2 or b.shape[0] != n:
             raise DataError(f"classifier input: blocks must be 2-d with {n} rows, got {tuple(b.shape)}")
+        if b.dtype != blocks[0].dtype or b.device != blocks[0].device:
+            raise DataError(f"classifier input: blocks must share one dtype and device, got "
+                            f"{b.dtype} on {b.device} and {blocks[0].dtype} on {blocks[0].device}")
     return blocks
 
 
@@ -176,6 +180,7 @@ def train_classifier(x: Blocks, y: torch.Tensor, n_classes: int, *, epochs: int,
     batch_rows = _RowGather(blocks, min(batch_size, n))
     weight, bias = model.fc.weight, model.fc.bias
     weight.grad, bias.grad = torch.zeros_like(weight), torch.zeros_like(bias)
+    step = _autograd_step if autograd else _step
     epoch_iter = range(epochs) if progress is None else progress(range(epochs))
     for _ in epoch_iter:
         model.train()
@@ -183,7 +188,6 @@ def train_classifier(x: Blocks, y: torch.Tensor, n_classes: int, *, epochs: int,
         total = torch.zeros((), device=device)
         for start in range(0, n, batch_size):
             idx = perm[start:start + batch_size]
-            step = _autograd_step if autograd else _step
             total += step(batch_rows(idx), y[idx],
                           None if weights is None else weights[idx], weight, bias)
             opt.step()
