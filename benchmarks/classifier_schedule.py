@@ -72,8 +72,7 @@ def main(argv=None) -> None:
     models = load_models(args.drg, args.dfg, device)
     ctx = Context(cfg, data, models, device, torch.as_tensor(data.class_emb, dtype=torch.float32, device=device),
                   {}, cfg.train.seed, None, False)
-    for split in ("train", "test_seen", "test_unseen"):
-        ctx.blocks[split] = ctx.blocks_of(getattr(data, f"{split}_x"), getattr(data, f"{split}_c"))
+    ctx.build_real_blocks()
     syn_x, syn_c, syn_y = synthesise(ctx, models, data.unseen_classes, cfg.eval.syn_per_class, ctx.gen(TAG_SYN))
     syn = ctx.blocks_of(syn_x, syn_c)
     pool = concat_inputs(ctx.blocks["test_seen"], ctx.blocks["test_unseen"])

@@ -22,7 +22,7 @@ SRC = REPO / "src"
 PKG = SRC / "zerodiffpp"
 PLUMBING = {"zerodiffpp", "zerodiffpp.config", "zerodiffpp.io", "zerodiffpp.runtime",
             "zerodiffpp.stages", "zerodiffpp.stages.common", "zerodiffpp.data",
-            "zerodiffpp.data.prepared", "zerodiffpp.features", "zerodiffpp.baselines"}
+            "zerodiffpp.data.prepared"}
 
 
 def module_file(name: str) -> Path | None:

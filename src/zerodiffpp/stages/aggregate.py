@@ -9,19 +9,15 @@ cell stops the stage with a message naming it.
 """
 from __future__ import annotations
 
-import argparse
-
 from ..aggregate import SweepError, aggregate
 from ..config import load_config
 from ..io import DataError, write_csv, write_json
-from .common import run_stage
+from .common import run_stage, stage_parser
 
 
 @run_stage
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m zerodiffpp.stages.aggregate",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="parameter file")
+    parser = stage_parser("aggregate", __doc__)
     parser.add_argument("--cells", default="runs/sweep", help="directory of the sweep cells")
     parser.add_argument("--metrics", default="metrics/sweep.json", help="summary metrics JSON")
     parser.add_argument("--long", default="plots/sweep.csv",

@@ -35,16 +35,14 @@ from ..config import ConfigError, load_config
 from ..data.prepared import PreparedData
 from ..io import save_checkpoint, write_csv, write_json, write_npz
 from ..seeds import TAG_CLF, TAG_SPURIOUS, TAG_SYN, derived_seed
-from .common import atomic_dir, run_stage
+from .common import atomic_dir, run_stage, stage_parser
 
 VARIANT = "V"            # baselines generate visual features only
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m zerodiffpp.stages.baseline",
-                                     description=__doc__.splitlines()[0])
+    parser = stage_parser("baseline", __doc__)
     parser.add_argument("--method", required=True, help=f"one of {', '.join(BASELINES)}")
-    parser.add_argument("--params", default="params.yaml", help="parameter file")
     parser.add_argument("--prepared", default="runs/prepared", help="prepare stage output dir")
     parser.add_argument("--out", default=None, help="output dir (default runs/baselines/<method>)")
     parser.add_argument("--metrics", default=None,

@@ -1,6 +1,7 @@
 """Shared plumbing for ``python -m zerodiffpp.stages.<name>`` entry points."""
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import os
@@ -32,6 +33,16 @@ def run_stage(main: Callable[[Optional[Sequence[str]]], object]) -> Callable[...
             return 130
         return 0
     return wrapper
+
+
+def stage_parser(stage: str, doc: str, params: bool = True) -> argparse.ArgumentParser:
+    """Argument parser of ``python -m zerodiffpp.stages.<stage>``: the first line of ``doc`` as
+    its description and, unless ``params=False``, ``--params`` (default ``params.yaml``)."""
+    parser = argparse.ArgumentParser(prog=f"python -m zerodiffpp.stages.{stage}",
+                                     description=doc.splitlines()[0])
+    if params:
+        parser.add_argument("--params", default="params.yaml", help="parameter file")
+    return parser
 
 
 @contextlib.contextmanager

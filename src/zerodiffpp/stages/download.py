@@ -5,19 +5,15 @@
 """
 from __future__ import annotations
 
-import argparse
-
 from ..config import load_config
 from ..data.matio import write_raw
 from ..data.sources import build_dataset, summary
-from .common import atomic_dir, run_stage
+from .common import atomic_dir, run_stage, stage_parser
 
 
 @run_stage
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m zerodiffpp.stages.download",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="parameter file")
+    parser = stage_parser("download", __doc__)
     parser.add_argument("--out", default="data/raw", help="output directory")
     args = parser.parse_args(argv)
     cfg = load_config(args.params, sections=("data", "runtime"))

@@ -36,7 +36,6 @@ Reads the params sections runtime, train, diffusion, dfg, eval, tta, diffgen, sp
 """
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +52,7 @@ from ..evaluation import (build_blocks, concat_inputs, evaluate_protocols, metri
 from ..io import write_csv, write_json, write_npz
 from ..seeds import (TAG_CLF, TAG_DIFFGEN, TAG_MIX, TAG_SPURIOUS, TAG_SYN, TAG_TTA,  # noqa: F401
                      TAG_TTA_CLF, derived_seed)
-from .common import run_stage
+from .common import run_stage, stage_parser
 
 METHOD_KEY = "zerodiff"
 METHODS = ("zerodiff", "zerodiff_tta", "zerodiff_diffgen", "zerodiffpp")
@@ -83,6 +82,12 @@ class Context:
 
     def blocks_of(self, x, c):
         return build_blocks(x, c, self.models.Dec, (self.cfg.eval.variant,), self.device)
+
+    def build_real_blocks(self) -> None:
+        """Classifier inputs of the real train / test-seen / test-unseen sets, built once."""
+        for split in ("train", "test_seen", "test_unseen"):
+            self.blocks[split] = self.blocks_of(getattr(self.data, f"{split}_x"),
+                                                getattr(self.data, f"{split}_c"))
 
 
 def synthesise(ctx: Context, models, classes, n: int, gen: torch.Generator):
@@ -230,9 +235,7 @@ def write_outputs(args, ctx: Context, methods, results, generated, diag) -> None
 
 @run_stage
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m zerodiffpp.stages.evaluate",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="parameter file")
+    parser = stage_parser("evaluate", __doc__)
     parser.add_argument("--prepared", default="runs/prepared", help="prepare stage output dir")
     parser.add_argument("--drg", default="runs/drg", help="DRG checkpoint dir")
     parser.add_argument("--dfg", default="runs/dfg", help="DFG checkpoint dir")
@@ -269,8 +272,7 @@ def main(argv=None) -> None:
     ctx = Context(cfg, data, models, device,
                   torch.as_tensor(data.class_emb, dtype=torch.float32, device=device), {},
                   cfg.train.seed, bar, args.best_of_test)
-    for split in ("train", "test_seen", "test_unseen"):
-        ctx.blocks[split] = ctx.blocks_of(getattr(data, f"{split}_x"), getattr(data, f"{split}_c"))
+    ctx.build_real_blocks()
 
     # ZeroDiff (inductive); its GZSL classifier is f0 of the transductive methods.
     syn0 = synthesise(ctx, models, data.unseen_classes, cfg.eval.syn_per_class, ctx.gen(TAG_SYN))

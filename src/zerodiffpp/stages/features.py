@@ -9,7 +9,6 @@ both files are in data/raw, else extract.
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import time
@@ -19,7 +18,7 @@ from ..config import load_config, to_dict
 from ..data.matio import AUX_FILES, read_raw
 from ..features.store import C_FILE, INFO_FILE, X_FILE, read_feature_mat, write_feature_mat
 from ..io import DataError, atomic_path, write_json
-from .common import atomic_dir, run_stage
+from .common import atomic_dir, run_stage, stage_parser
 
 
 def resolve_feature_source(setting: str, raw_dir: Path) -> str:
@@ -51,9 +50,7 @@ def _copy_zerodiff_files(raw_dir: Path, out: Path, n_samples: int) -> dict:
 
 @run_stage
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m zerodiffpp.stages.features",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="parameter file")
+    parser = stage_parser("features", __doc__)
     parser.add_argument("--raw", default="data/raw", help="dataset directory (download stage)")
     parser.add_argument("--out", default="data/features", help="output directory")
     args = parser.parse_args(argv)

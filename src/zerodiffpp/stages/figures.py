@@ -11,7 +11,6 @@ comes from the files it is given (dataset and class names from ``<raw>``).
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from ..config import ConfigError
 from ..io import DataError, read_npz
-from .common import run_stage
+from .common import run_stage, stage_parser
 
 DEFAULT_HISTORIES = ("DRG (stage 1)=plots/history/drg.csv", "DFG (stage 2)=plots/history/dfg.csv",
                      "f-CLSWGAN=plots/history/fclswgan.csv", "f-VAEGAN=plots/history/fvaegan.csv")
@@ -66,8 +65,7 @@ def dataset_info(raw: Path) -> tuple[str, dict[int, str]]:
 
 @run_stage
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m zerodiffpp.stages.figures",
-                                     description=__doc__.splitlines()[0])
+    parser = stage_parser("figures", __doc__, params=False)
     parser.add_argument("--sweep", default="plots/sweep.csv", help="long-form sweep CSV (aggregate)")
     parser.add_argument("--raw", default="data/raw", help="dataset directory (names only)")
     parser.add_argument("--prepared", default="runs/prepared", help="prepare stage output dir")

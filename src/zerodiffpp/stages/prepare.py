@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from ..config import load_config
@@ -15,14 +14,12 @@ from ..data.matio import read_raw
 from ..features.store import read_features_dir
 from ..io import write_text
 from ..preprocess import prepare, resolve_embedding_norm, seen_subset_csv
-from .common import atomic_dir, run_stage
+from .common import atomic_dir, run_stage, stage_parser
 
 
 @run_stage
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m zerodiffpp.stages.prepare",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="parameter file")
+    parser = stage_parser("prepare", __doc__)
     parser.add_argument("--raw", default="data/raw", help="dataset directory (download stage)")
     parser.add_argument("--features", default="data/features",
                         help="ce_ce.mat / con_paco.mat directory (features stage)")

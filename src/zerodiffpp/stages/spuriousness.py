@@ -21,7 +21,6 @@ are fractions (0..1 scale), not percent.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import sys
@@ -36,7 +35,7 @@ from .. import spuriousness as sp
 from ..config import Config, ConfigError, load_config
 from ..data.prepared import PreparedData
 from ..io import DataError, read_npz, write_json
-from .common import run_stage
+from .common import run_stage, stage_parser
 
 KEYS = ("seen_x", "seen_y", "unseen_x", "unseen_y")
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -160,9 +159,7 @@ def rounded(metrics: dict) -> dict:
 
 @run_stage
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m zerodiffpp.stages.spuriousness",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="parameter file")
+    parser = stage_parser("spuriousness", __doc__)
     parser.add_argument("--prepared", default="runs/prepared", help="prepare stage output dir")
     parser.add_argument("--method", action="append", default=[], metavar="NAME=PATH",
                         help="method name and its generated.npz (repeatable)")

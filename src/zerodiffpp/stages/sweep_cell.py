@@ -45,18 +45,16 @@ import yaml
 from ..config import ConfigError, config_from_dict
 from ..io import DataError, read_json, write_json, write_text
 from ..sweep_layout import METHODS, VARIANTS, fraction_str
-from .common import atomic_dir, run_stage
+from .common import atomic_dir, run_stage, stage_parser
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m zerodiffpp.stages.sweep_cell",
-                                     description=__doc__.splitlines()[0])
+    parser = stage_parser("sweep_cell", __doc__)
     parser.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
     parser.add_argument("--fraction", required=True,
                         help="seen fraction in (0, 1], written as a decimal (1.0, 0.3)")
     parser.add_argument("--seed", required=True, help="train.seed of the cell")
     parser.add_argument("--out", required=True, help="cell directory")
-    parser.add_argument("--params", default="params.yaml", help="parameter file")
     parser.add_argument("--raw", default="data/raw", help="dataset directory (download stage)")
     parser.add_argument("--features", default="data/features", help="features stage output")
     return parser.parse_args(argv)

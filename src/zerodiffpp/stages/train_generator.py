@@ -7,7 +7,6 @@ docs/reliability.md) and the per-epoch history CSV.
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 from pathlib import Path
 from typing import Optional, Sequence
@@ -15,7 +14,7 @@ from typing import Optional, Sequence
 from .. import runtime
 from ..config import load_config
 from ..data.prepared import PreparedData
-
+from .common import stage_parser
 
 
 def train_stage(section: str, trainer: str, description: str, argv: Optional[Sequence[str]] = None,
@@ -23,14 +22,11 @@ def train_stage(section: str, trainer: str, description: str, argv: Optional[Seq
     """``section``: ``drg`` or ``dfg`` (params section, output names); ``trainer``:
     ``"module:Class"`` of the TrainLoop, imported only once the inputs are valid; ``extra``: a
     history column to print besides the losses."""
-    stage = section
     module, class_name = trainer.split(":")
-    parser = argparse.ArgumentParser(prog=f"python -m zerodiffpp.stages.train_{stage}",
-                                     description=description)
-    parser.add_argument("--params", default="params.yaml", help="parameter file")
+    parser = stage_parser(f"train_{section}", description)
     parser.add_argument("--prepared", default="runs/prepared", help="prepare stage output dir")
-    parser.add_argument("--out", default=f"runs/{stage}", help="output dir (model.pt)")
-    parser.add_argument("--history", default=f"plots/history/{stage}.csv", help="per-epoch history CSV")
+    parser.add_argument("--out", default=f"runs/{section}", help="output dir (model.pt)")
+    parser.add_argument("--history", default=f"plots/history/{section}.csv", help="per-epoch history CSV")
     args = parser.parse_args(argv)
 
     cfg = load_config(args.params, sections=("runtime", "train", "diffusion", section))
@@ -52,5 +48,5 @@ def train_stage(section: str, trainer: str, description: str, argv: Optional[Seq
     last = trainer.history[-1]
     total = sum(row["seconds"] for row in trainer.history)
     more = f", {extra} {last[extra]:.4g}" if extra else ""
-    print(f"train_{stage}: {trainer.epoch} epochs x {trainer.iters_per_epoch} it on {device}, "
+    print(f"train_{section}: {trainer.epoch} epochs x {trainer.iters_per_epoch} it on {device}, "
           f"loss_D {last['loss_D']:.4g}, loss_G {last['loss_G']:.4g}{more}, {total:.1f} s -> {target}")
