@@ -51,19 +51,31 @@ def agreement(preds_a, preds_b, same_seed_ok: bool) -> tuple[float, float]:
     return float(np.mean(vals)), float(np.std(vals))
 
 
+def epoch_list(text: str) -> list[int]:
+    """``--epochs``: comma-separated positive integers (at least two: the largest is the reference)."""
+    try:
+        values = sorted({int(e) for e in text.split(",") if e.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 1,5,25") from None
+    if len(values) < 2 or values[0] < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: need at least two distinct epoch counts >= 1")
+    return values
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--prepared", default="runs/prepared")
     p.add_argument("--drg", default="runs/drg")
     p.add_argument("--dfg", default="runs/dfg")
-    p.add_argument("--epochs", default="1,2,3,5,10,25", help="comma-separated; the largest is the reference")
+    p.add_argument("--epochs", type=epoch_list, default="1,2,3,5,10,25",
+                   help="comma-separated; the largest is the reference")
     p.add_argument("--seeds", type=int, default=3, help="classifier seeds per schedule (>= 2)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     if args.seeds < 2:
         sys.exit("error: --seeds must be >= 2 (agreement is measured between different seeds)")
-    epochs = sorted({int(e) for e in args.epochs.split(",")})
+    epochs = args.epochs
     torch.set_num_threads(args.threads)
 
     cfg = load_config(args.params, sections=SECTIONS)

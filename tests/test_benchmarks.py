@@ -57,3 +57,12 @@ def test_bench_train_prints_utilisation_classifier_and_evaluation_lines(capsys):
                      "classifier: one epoch", "previous (per-block autograd)", "eval: inputs",
                      "peak memory"):
         assert expected in out, expected
+
+
+def test_epochs_argument_is_validated_with_a_clear_message(capsys):
+    schedule = load_script("classifier_schedule")
+    assert schedule.epoch_list("25,1, 5,5") == [1, 5, 25]
+    for bad, message in (("1,a", "comma-separated integers"), ("5", "at least two"), ("0,5", "at least two")):
+        with pytest.raises(SystemExit):
+            schedule.main(["--epochs", bad])
+        assert message in capsys.readouterr().err
