@@ -114,10 +114,9 @@ def test_queued_grid_with_two_workers(tmp_path):
     by_seeds = run_queue(repo, env, [[0], [1]], jobs=2)
     lost = [s for s in [(0,), (1,)] if by_seeds.get(s, {}).get("state") != "success"]
     if lost:
-        # DVC's temporary workers stop themselves when a queue-status probe goes unanswered or the
-        # first worker cleans the shared broker, which can fail the other worker's experiment with
-        # no error of its own (treeverse/dvc#10673). The README's recovery: re-queue exactly the
-        # failed cells. An error raised by one of our stages is never retried.
+        # DVC's queue with several workers now and then fails an experiment with no error of its
+        # own (open upstream bug treeverse/dvc#10673; once in our CI). The README's recovery:
+        # re-queue exactly the lost cells. An error raised by one of our stages is never retried.
         names = [by_seeds[s]["name"] for s in lost if s in by_seeds]
         report = queue_diagnostics(repo, env, names)
         failed_stage = pipeline_error(report)
