@@ -1,8 +1,11 @@
-"""One sweep cell in process on tiny synthetic data: its files and metrics, and a failing stage
-leaves neither a half cell nor a work directory behind."""
+"""One sweep cell in process on tiny synthetic data: its files and metrics, a failing stage
+leaves neither a half cell nor a work directory behind, and an interrupted ZeroDiff cell resumes
+its generators and ends with the metrics of an uninterrupted run."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 import torch
@@ -11,6 +14,7 @@ import yaml
 from pipeline_utils import tiny_params
 from test_sweep_pipeline import SWEEP_TINY
 from zerodiffpp.stages import download, features, sweep_cell
+from zerodiffpp.train_dfg import DFGTrainer
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +63,54 @@ def test_failing_stage_leaves_nothing(inputs, capsys):
     err = capsys.readouterr().err
     assert "missing" in err and "sweep cell: stage prepare failed (exit 2)" in err
     assert list(out.parent.iterdir()) == []
+
+
+def test_interrupted_zerodiff_cell_resumes(inputs, monkeypatch, capsys):
+    """SIGTERM in DFG's second epoch: the cell exits 130 and keeps ``.<cell>.resume`` (finished
+    DRG, DFG's epoch-1 checkpoint) but no cell; the rerun reuses DRG with nothing left to train,
+    resumes DFG after epoch 1, writes the metrics of an uninterrupted run and removes the work
+    directory."""
+    tmp, base = inputs
+    raw = yaml.safe_load(base.read_text())
+    raw["drg"]["epochs"], raw["dfg"]["epochs"] = 2, 3
+    params = tmp / "resume-params.yaml"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    out = tmp / "resume" / "zerodiff-0.5-1"
+    argv = cell_argv(tmp, params, "zerodiff", "0.5", "1", out)
+    work = sweep_cell.resume_dir(out)
+
+    real_epoch = DFGTrainer.run_epoch
+
+    def epoch_then_term(self, bar=None):
+        if self.epoch == 1:
+            os.kill(os.getpid(), signal.SIGTERM)    # turned into TrainingInterrupted by fit()
+        return real_epoch(self, bar)
+
+    monkeypatch.setattr(DFGTrainer, "run_epoch", epoch_then_term)
+    with pytest.raises(SystemExit) as stopped:
+        sweep_cell.main(argv)
+    assert stopped.value.code == 130
+    err = capsys.readouterr().err
+    assert "DFG training interrupted by SIGTERM after epoch 1 of 3" in err
+    assert f"sweep cell: kept {work} (generator checkpoints)" in err
+    assert not out.exists()
+    assert (work / "drg" / "model.pt").exists() and (work / "dfg.resume" / "model.pt").exists()
+
+    monkeypatch.setattr(DFGTrainer, "run_epoch", real_epoch)
+    assert sweep_cell.main(argv) == 0
+    log = capsys.readouterr().out
+    assert "DRG: " in log and "resuming after epoch 2" in log          # finished: reused as is
+    assert "DFG: " in log and "resuming after epoch 1" in log          # continued
+    assert not work.exists()
+    resumed = json.loads((out / "metrics.json").read_text())
+
+    straight = tmp / "straight" / "zerodiff-0.5-1"
+    assert sweep_cell.main(cell_argv(tmp, params, "zerodiff", "0.5", "1", straight)) == 0
+    assert "resuming" not in capsys.readouterr().out
+    assert resumed == json.loads((straight / "metrics.json").read_text())
+    for name in ("drg", "dfg"):
+        ours = torch.load(out / "models" / f"{name}.pt", weights_only=True)["models"]
+        ref = torch.load(straight / "models" / f"{name}.pt", weights_only=True)["models"]
+        for net in ref:
+            for key, value in ref[net].items():
+                assert torch.equal(ours[net][key], value), (name, net, key)

@@ -27,16 +27,20 @@ Cell directory (replaced as a whole once everything is written)::
     models/            drg.pt + dfg.pt (zerodiff) or <method>.pt (baselines)
     zerodiffpp.json    DiffTTA / DiffGen diagnostics (zerodiff cells)
 
-Prepared data and generated features (large, regenerable) live in a temporary directory beside
-the cell, removed at the end.
+Prepared data, generated features and the generators' per-epoch checkpoints live in a work
+directory beside the cell, ``.<cell>.resume/`` (git-ignored; ``dvc repro`` deletes only the cell),
+removed when the cell is complete.  A cell that is interrupted or fails after a checkpoint was
+written keeps it, and its rerun resumes (docs/reliability.md): DRG/DFG continue from their last
+epoch, or, when finished, are reused with nothing left to train -- in both cases only if the
+trainer's own check (configuration, seed, data, code version) accepts the checkpoint.
 Accuracies are percent (2 decimals); spuriousness values as the spuriousness stage writes them.
 """
 from __future__ import annotations
 
 import argparse
 import shutil
+import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -122,15 +126,55 @@ def _variant_metrics(eval_json: dict, spurious_json: dict, variants) -> dict:
 
 def run_cell(method: str, fraction: float, seed: int, out: Path, params: Path, raw: Path,
              features: Path, timings: dict) -> dict:
-    from . import baseline, evaluate, prepare, spuriousness, train_dfg, train_drg
-
     variants = VARIANTS[method]
     text = yaml.safe_dump(cell_params(params, fraction, seed), sort_keys=False)
-    # The work directory sits beside the cell (same disk; prepared data can be large) and is
-    # named like atomic_dir's leftovers, so a killed run's is removed by the next run.
-    with atomic_dir(out) as cell, tempfile.TemporaryDirectory(
-            prefix=f".{out.name}.work-", dir=out.parent) as work:
-        work = Path(work)
+    work = resume_dir(out)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        metrics = _run_in(work, method, fraction, seed, out, text, raw, features, variants, timings)
+    except BaseException:
+        if _has_checkpoint(work):
+            print(f"sweep cell: kept {work} (generator checkpoints); rerun the cell to resume",
+                  file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+    return metrics
+
+
+def resume_dir(out: Path) -> Path:
+    """The cell's work directory: a sibling (same disk; prepared data can be large) that
+    atomic_dir's clean-up of killed runs (``.<cell>.*-*``) leaves alone."""
+    return out.parent / f".{out.name}.resume"
+
+
+def _has_checkpoint(work: Path) -> bool:
+    """Whether the work directory holds a DRG/DFG checkpoint a rerun can resume (the baselines
+    do not resume, so theirs does not count)."""
+    from ..trainloop import resume_path_for
+
+    models = [work / name / "model.pt" for name in ("drg", "dfg")]
+    return any(m.exists() or resume_path_for(m).exists() for m in models)
+
+
+def _offer_finished(model: Path) -> None:
+    """Put a generator an earlier run of this cell finished back into its trainer's resume
+    slot, so the rerun reuses it when the trainer accepts it (nothing left to train) and trains
+    from scratch, with a logged reason, when it does not."""
+    from ..trainloop import resume_path_for
+
+    slot = resume_path_for(model)
+    if model.exists() and not slot.exists():
+        slot.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(model, slot)
+
+
+def _run_in(work: Path, method: str, fraction: float, seed: int, out: Path, text: str,
+            raw: Path, features: Path, variants, timings: dict) -> dict:
+    from . import baseline, evaluate, prepare, spuriousness, train_dfg, train_drg
+
+    with atomic_dir(out) as cell:
         write_text(work / "params.yaml", text)
         write_text(cell / "params.yaml", text)
         p = ["--params", str(work / "params.yaml")]
@@ -141,6 +185,8 @@ def run_cell(method: str, fraction: float, seed: int, out: Path, params: Path, r
         (cell / "history").mkdir()
         (cell / "models").mkdir()
         if method == "zerodiff":
+            _offer_finished(work / "drg" / "model.pt")
+            _offer_finished(work / "dfg" / "model.pt")
             _call("train_drg", train_drg.main, p + ["--prepared", str(prepared), "--out",
                   str(work / "drg"), "--history", str(cell / "history" / "drg.csv")], timings)
             _call("train_dfg", train_dfg.main, p + ["--prepared", str(prepared), "--out",
