@@ -1,9 +1,11 @@
 """f-CLSWGAN / f-VAEGAN baselines: shapes, determinism, NaN detection, that they learn on
-separable data, checkpoints and the ``baseline`` stage."""
+separable data, checkpoints, resume (library and stage) and the ``baseline`` stage."""
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -11,13 +13,13 @@ import torch
 import yaml
 
 from zerodiffpp.baselines import BASELINES, FCLSWGAN, get_baseline
-from zerodiffpp.baselines.base import load_baseline
 from zerodiffpp.config import BaselinesConfig, EvalConfig
 from zerodiffpp.data.prepared import PreparedData
 from zerodiffpp.evaluation import evaluate_protocols
 from zerodiffpp.io import DataError, load_checkpoint, read_npz, save_checkpoint
 from zerodiffpp.stages import baseline as baseline_stage
-from zerodiffpp.trainloop import TrainingDivergedError
+from zerodiffpp.baselines.base import BaselineTrainer, load_baseline
+from zerodiffpp.trainloop import TrainingDivergedError, fit, resume_path_for
 
 METHODS = sorted(BASELINES)
 # Tiny and fast; the high learning rate makes a few epochs enough on the separable data.
@@ -60,7 +62,8 @@ def fast_and_single_threaded(monkeypatch):
 
 def train(method: str, data: PreparedData, seed: int = 0, **overrides):
     trainer = get_baseline(method)(data, dataclasses.replace(TINY, **overrides), seed=seed)
-    trainer.train(data)
+    trainer.prepare_once(data)
+    trainer.train()
     return trainer
 
 
@@ -146,6 +149,67 @@ def test_checkpoint_round_trip(method, tmp_path):
         load_baseline(tmp_path / "model.pt", separable_data(seed=5))
 
 
+def same_state(a, b) -> None:
+    """Weights, Adam states, training RNG state and history (minus seconds) are equal."""
+    sa, sb = a.state_dict(), b.state_dict()
+    for net in sa["models"]:
+        for key, value in sa["models"][net].items():
+            assert torch.equal(value, sb["models"][net][key]), (net, key)
+    for opt in sa["optimizers"]:
+        for idx, st in sa["optimizers"][opt]["state"].items():
+            for key, value in st.items():
+                assert torch.equal(torch.as_tensor(value),
+                                   torch.as_tensor(sb["optimizers"][opt]["state"][idx][key])), (opt, key)
+    assert torch.equal(sa["state"]["generator"], sb["state"]["generator"])
+    drop = {"seconds"}
+    assert ([{k: v for k, v in r.items() if k not in drop} for r in a.history]
+            == [{k: v for k, v in r.items() if k not in drop} for r in b.history])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_resume_equals_straight_run(method, tmp_path):
+    """1 epoch, checkpoint, a new process-like trainer resumes to 3: identical to 3 straight."""
+    data = separable_data()
+    cfg = dataclasses.replace(TINY, epochs=3)
+    ckpt, hist = tmp_path / "model.pt", tmp_path / "hist.csv"
+    first = get_baseline(method)(data, cfg, seed=4)
+    first.prepare_once(data)
+    fit(first, 1, ckpt, hist, log=lambda *_: None)
+    logs = []
+    resumed = get_baseline(method)(data, cfg, seed=4)
+    resumed.prepare_once(data)
+    fit(resumed, 3, ckpt, hist, log=logs.append)
+    assert logs == [f"{resumed.stage}: {ckpt}: resuming after epoch 1"]
+    straight = train(method, data, seed=4, epochs=3)
+    same_state(resumed, straight)
+    assert np.array_equal(generated(resumed, data.unseen_classes)[0],
+                          generated(straight, data.unseen_classes)[0])
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"seed": 5}, "seed"), ({"lr": 1e-3}, "cfg_lr"), ({"critic_steps": 3}, "cfg_critic_steps")])
+def test_stale_baseline_checkpoint_is_ignored(tmp_path, change, reason):
+    data = separable_data()
+    ckpt, hist = tmp_path / "model.pt", tmp_path / "hist.csv"
+    change = dict(change)
+    seed = change.pop("seed", 0)
+    old = get_baseline("fvaegan")(data, dataclasses.replace(TINY, epochs=1, **change), seed=seed)
+    old.prepare_once(data)
+    fit(old, 1, ckpt, hist, log=lambda *_: None)
+    logs = []
+    fresh = get_baseline("fvaegan")(data, dataclasses.replace(TINY, epochs=2), seed=0)
+    fresh.prepare_once(data)
+    fit(fresh, 2, ckpt, hist, log=logs.append)
+    assert len(logs) == 1 and "not resuming" in logs[0] and reason in logs[0], logs
+    same_state(fresh, train("fvaegan", data, seed=0, epochs=2))
+
+
+def test_train_needs_prepare():
+    trainer = get_baseline("fclswgan")(separable_data(), TINY, seed=0)
+    with pytest.raises(RuntimeError, match="prepare_once"):
+        trainer.train()
+
+
 # --------------------------------------------------------------------------- stage
 
 
@@ -186,3 +250,41 @@ def test_stage_rejects_method(tmp_path, capsys, method, fragment):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and fragment in err and method in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_interrupted_stage_resumes(tmp_path, capsys, monkeypatch, method):
+    """SIGTERM in epoch 2 of 3: exit 130, the message names the resume checkpoint, no output
+    directory; the rerun resumes and writes the metrics of an uninterrupted stage run."""
+    write_inputs(tmp_path)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["baselines"]["epochs"] = 3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    resume = resume_path_for(tmp_path / "out" / "model.pt")
+    real = BaselineTrainer.run_epoch
+
+    def run_epoch(self, bar=None):
+        if self.epoch == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, bar)
+
+    monkeypatch.setattr(BaselineTrainer, "run_epoch", run_epoch)
+    assert baseline_stage.main(stage_args(tmp_path, method)) == 130
+    stage = get_baseline(method).stage
+    assert capsys.readouterr().err == (f"{stage} training interrupted by SIGTERM after epoch 1 "
+                                       f"of 3; rerun to resume from {resume}\n")
+    assert not (tmp_path / "out").exists() and resume.exists()
+    monkeypatch.setattr(BaselineTrainer, "run_epoch", real)
+    assert baseline_stage.main(stage_args(tmp_path, method)) == 0
+    assert f"{stage}: {resume}: resuming after epoch 1" in capsys.readouterr().out
+    assert not resume.parent.exists()
+    resumed = (tmp_path / "metrics.json").read_text()
+    assert load_checkpoint(tmp_path / "out" / "model.pt")["meta"]["epochs_done"] == 3
+
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    for name in ("prepared", "params.yaml"):
+        os.symlink(tmp_path / name, straight / name)
+    assert baseline_stage.main(stage_args(straight, method)) == 0
+    assert "resuming" not in capsys.readouterr().out
+    assert (straight / "metrics.json").read_text() == resumed

@@ -13,7 +13,7 @@ import yaml
 
 from pipeline_utils import tiny_params
 from test_sweep_pipeline import SWEEP_TINY
-from zerodiffpp.stages import download, features, sweep_cell
+from zerodiffpp.stages import download, features, spuriousness, sweep_cell
 from zerodiffpp.train_dfg import DFGTrainer
 
 
@@ -114,3 +114,27 @@ def test_interrupted_zerodiff_cell_resumes(inputs, monkeypatch, capsys):
         for net in ref:
             for key, value in ref[net].items():
                 assert torch.equal(ours[net][key], value), (name, net, key)
+
+
+def test_cell_stopped_after_its_baseline_reuses_it(inputs, monkeypatch, capsys):
+    """Stopped in the spuriousness step: the finished f-VAEGAN is kept and the rerun reuses it
+    (nothing left to train); the metrics equal an uninterrupted cell's."""
+    tmp, params = inputs
+    out = tmp / "stopped" / "fvaegan-0.5-2"
+    argv = cell_argv(tmp, params, "fvaegan", "0.5", "2", out)
+    work = sweep_cell.resume_dir(out)
+    monkeypatch.setattr(spuriousness, "main", lambda argv: 130)
+    with pytest.raises(SystemExit) as stopped:
+        sweep_cell.main(argv)
+    assert stopped.value.code == 130 and not out.exists()
+    assert (work / "fvaegan" / "model.pt").exists()
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert sweep_cell.main(argv) == 0
+    assert "f-VAEGAN: " in (log := capsys.readouterr().out) and "resuming after epoch 1" in log
+    assert not work.exists()
+    straight = tmp / "straight" / "fvaegan-0.5-2"
+    assert sweep_cell.main(cell_argv(tmp, params, "fvaegan", "0.5", "2", straight)) == 0
+    assert "resuming" not in capsys.readouterr().out
+    assert (json.loads((out / "metrics.json").read_text())
+            == json.loads((straight / "metrics.json").read_text()))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import importlib
 import math
 import signal
 import sys
@@ -152,18 +153,83 @@ def random_prepared_data(n_train: int = 256, x_dim: int = 32, c_dim: int = 32, a
                         train_subset=np.arange(1, n_train + 1, dtype=np.int64))
 
 
-class TrainLoop:
+class Resumable:
+    """What :func:`fit` needs of a trainer besides ``stage``, ``epoch``, ``train(epochs,
+    on_epoch_end)``, ``meta()``, ``state_dict()`` and ``load_state_dict()``: the resume check
+    (everything in ``meta()`` but progress must match), the code version, the history and the
+    per-epoch save.  Shared by the ZeroDiff loops (:class:`TrainLoop`) and the baselines."""
+
+    stage = "GAN"
+    # Config fields that may differ between a checkpoint and a run that resumes it.
+    resumable_differences: tuple[str, ...] = ("epochs",)
+    # Meta entries that record progress or results, not the run's definition.
+    progress_meta: tuple[str, ...] = ("epochs_done", "torch_version")
+    # Modules of this package, besides the trainer's own class hierarchy, whose source defines
+    # a run (names, imported when hashed: no import cycles).
+    code_dependencies: tuple[str, ...] = ()
+    history: list[dict]
+
+    def code_version(self) -> str:
+        """Short hash of the source files that define this training run (this module, the
+        trainer's class hierarchy and ``code_dependencies``).  Part of the resume signature: with a
+        persistent DVC output the old checkpoint survives a code change, and changed code must
+        not continue (or silently reuse) a run made by the old code."""
+        cls = type(self)
+        cached = cls.__dict__.get("_code_version")
+        if cached is not None:
+            return cached
+        modules = {sys.modules[__name__]}
+        modules |= {importlib.import_module(f"{__package__}.{name}") for name in cls.code_dependencies}
+        modules |= {sys.modules[c.__module__] for c in cls.__mro__ if issubclass(c, Resumable)}
+        h = hashlib.sha256()
+        for path in sorted(Path(m.__file__).resolve() for m in modules):
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+        version = h.hexdigest()[:16]
+        cls._code_version = version
+        return version
+
+    def resume_signature(self, meta: dict) -> dict:
+        skip = set(self.progress_meta) | {f"cfg_{k}" for k in self.resumable_differences}
+        return {k: v for k, v in meta.items() if k not in skip}
+
+    def can_resume(self, checkpoint: dict, epochs: int) -> tuple[bool, str]:
+        """A checkpoint is resumed when everything but the epoch count matches and it has not
+        trained past ``epochs``."""
+        try:
+            theirs = dict(checkpoint["meta"])
+        except (KeyError, TypeError):
+            return False, "no meta in checkpoint"
+        mine = self.resume_signature(self.meta())
+        diff = sorted(k for k in set(mine) | set(self.resume_signature(theirs))
+                      if mine.get(k) != theirs.get(k))
+        if diff:
+            return False, f"configuration differs ({', '.join(diff[:5])})"
+        if int(theirs.get("epochs_done", 0)) > epochs:
+            return False, f"checkpoint has {theirs['epochs_done']} epochs, more than the {epochs} asked for"
+        return True, f"resuming after epoch {theirs['epochs_done']}"
+
+    def history_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.history)
+
+    def save(self, checkpoint_path: str | Path, history_path: str | Path | None = None) -> None:
+        """Atomic checkpoint (+ history CSV) -- called after every epoch."""
+        from .io import save_checkpoint
+
+        save_checkpoint(checkpoint_path, self.state_dict())
+        if history_path is not None:
+            write_csv(history_path, self.history_frame())
+
+
+class TrainLoop(Resumable):
     """Base class: subclasses set ``stage``, ``network_names``, build ``self.nets`` /
     ``self.optimizers`` / ``self.gp`` and implement ``iteration() -> dict[str, Tensor]``."""
 
-    stage = "GAN"
     network_names: tuple[str, ...] = ()
+    progress_meta = ("epochs_done", "lambda_gp", "torch_version")
+    code_dependencies = ("diffusion", "losses", "networks")
     # Preferred order of the history columns (after "epoch"; "lambda" and "seconds" come last).
     column_order = ("loss_D", "loss_G", "W_x0", "W_xt", "W_xc", "W_r0", "W_rt", "gp", "loss_ml",
                     "loss_dec", "loss_vae", "adv_G", "loss_rec", "dec_mse_fake")
-    # Config fields that may differ between a checkpoint and a run that resumes it.
-    resumable_differences = ("epochs",)
-
     def __init__(self, data: PreparedData, cfg, diffusion: DiffusionConfig, *, seed: int,
                  device="cpu", runtime: RuntimeConfig | None = None):
         self.cfg = cfg
@@ -244,46 +310,6 @@ class TrainLoop:
             meta[f"cfg_{key}"] = value
         return meta
 
-    def code_version(self) -> str:
-        """Short hash of the source files that define this training run (this module, the
-        subclass modules, diffusion, networks, losses).  Part of the resume signature: with a
-        persistent DVC output the old checkpoint survives a code change, and changed code must
-        not continue (or silently reuse) a run made by the old code."""
-        cls = type(self)
-        cached = cls.__dict__.get("_code_version")
-        if cached is not None:
-            return cached
-        from . import diffusion, losses, networks
-
-        modules = {sys.modules[__name__], diffusion, losses, networks}
-        modules |= {sys.modules[c.__module__] for c in cls.__mro__ if issubclass(c, TrainLoop)}
-        h = hashlib.sha256()
-        for path in sorted(Path(m.__file__).resolve() for m in modules):
-            h.update(path.name.encode() + b"\0" + path.read_bytes())
-        version = h.hexdigest()[:16]
-        cls._code_version = version
-        return version
-
-    def resume_signature(self, meta: dict) -> dict:
-        skip = {"epochs_done", "lambda_gp", "torch_version"} | {f"cfg_{k}" for k in self.resumable_differences}
-        return {k: v for k, v in meta.items() if k not in skip}
-
-    def can_resume(self, checkpoint: dict, epochs: int) -> tuple[bool, str]:
-        """A checkpoint is resumed when everything but the epoch count matches and it has not
-        trained past ``epochs``."""
-        try:
-            theirs = dict(checkpoint["meta"])
-        except (KeyError, TypeError):
-            return False, "no meta in checkpoint"
-        mine = self.resume_signature(self.meta())
-        diff = sorted(k for k in set(mine) | set(self.resume_signature(theirs))
-                      if mine.get(k) != theirs.get(k))
-        if diff:
-            return False, f"configuration differs ({', '.join(diff[:5])})"
-        if int(theirs.get("epochs_done", 0)) > epochs:
-            return False, f"checkpoint has {theirs['epochs_done']} epochs, more than the {epochs} asked for"
-        return True, f"resuming after epoch {theirs['epochs_done']}"
-
     def state_dict(self) -> dict:
         columns = list(self.history[0]) if self.history else []
         return {
@@ -307,17 +333,6 @@ class TrainLoop:
         columns = list(hist)
         n = len(hist[columns[0]]) if columns else 0
         self.history = [{col: hist[col][i] for col in columns} for i in range(n)]
-
-    def history_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.history)
-
-    def save(self, checkpoint_path: str | Path, history_path: str | Path | None = None) -> None:
-        """Atomic checkpoint (+ history CSV) -- called after every epoch."""
-        from .io import save_checkpoint
-
-        save_checkpoint(checkpoint_path, self.state_dict())
-        if history_path is not None:
-            write_csv(history_path, self.history_frame())
 
 
 class _StopSignals:

@@ -14,6 +14,12 @@ the critic D(x, a) is ``CriticX0`` (the same architecture as ZeroDiff's D_x0).
 Randomness: weights from a CPU generator seeded with ``seed``, every training draw (batches, z,
 GP alphas) from one generator on the training device seeded with ``seed + 1`` (as in
 :mod:`zerodiffpp.trainloop`); global RNGs are never used, so same seed -> same run on CPU.
+
+Resume: checkpoints hold weights, both Adam states, the training generator's state and the
+history, and :func:`zerodiffpp.trainloop.fit` drives training exactly as for DRG/DFG (per-epoch
+checkpoints, SIGINT/SIGTERM -> resumable stop, the same compatibility check).  Call
+:meth:`BaselineTrainer.prepare_once` before resuming: f-CLSWGAN's frozen classifier is a network
+of the checkpoint, so it must exist before the checkpoint is loaded.
 """
 from __future__ import annotations
 
@@ -24,7 +30,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
@@ -33,8 +38,8 @@ from ..data.prepared import PreparedData
 from ..io import DataError, load_checkpoint
 from ..networks import CriticX0, MLPHead, init_weights
 from ..runtime import autocast
-from ..trainloop import (add_stats, critic_pass, data_fingerprint, epoch_means, make_adam,
-                         run_epochs, run_iterations, set_requires_grad)
+from ..trainloop import (Resumable, add_stats, critic_pass, data_fingerprint, epoch_means,
+                         make_adam, run_epochs, run_iterations, set_requires_grad)
 
 ADAM_BETAS = (0.5, 0.999)
 CHECKPOINT_FORMAT = 1
@@ -51,12 +56,15 @@ class ConditionalGenerator(nn.Module):
         return self.net(torch.cat([z, a], dim=1))
 
 
-class BaselineTrainer:
-    """Base class.  Subclasses set ``name`` and implement :meth:`build_networks`,
-    :meth:`setup_optimizers` and :meth:`generator_step` (returning a dict of 0-d loss tensors,
-    ``loss_G`` first); the critic step is the shared WGAN-GP update of D(x, a)."""
+class BaselineTrainer(Resumable):
+    """Base class.  Subclasses set ``name`` / ``stage`` and implement :meth:`generator_step`
+    (returning a dict of 0-d loss tensors, ``loss_G`` first), and where needed
+    :meth:`build_networks`, :meth:`generator_parameters` and :meth:`prepare`; the critic step is
+    the shared WGAN-GP update of D(x, a)."""
 
     name: ClassVar[str] = ""
+    progress_meta = ("epochs_done", "torch_version", "pretrain_train_accuracy")
+    code_dependencies = ("classifier", "losses", "networks")
 
     def __init__(self, data: PreparedData, cfg: BaselinesConfig, *, seed: int, device="cpu",
                  runtime: RuntimeConfig | None = None):
@@ -88,6 +96,8 @@ class BaselineTrainer:
         self.G, self.D = self.nets["G"], self.nets["D"]
         self.critic_params = list(self.D.parameters())
         self.opt_D = make_adam(self.critic_params, cfg.lr, ADAM_BETAS)
+        self.opt_G = make_adam(self.generator_parameters(), cfg.lr, ADAM_BETAS)
+        self.optimizers = {"D": self.opt_D, "G": self.opt_G}
         self.epoch = 0
         self.history: list[dict] = []
         self.prepared = False
@@ -98,8 +108,13 @@ class BaselineTrainer:
         """Extra networks (built after G and D, so init draws are reproducible)."""
         return {}
 
+    def generator_parameters(self) -> list[nn.Parameter]:
+        """What the generator-side Adam updates."""
+        return list(self.G.parameters())
+
     def prepare(self, data: PreparedData) -> None:
-        """Called once before the first epoch (e.g. f-CLSWGAN pre-trains its classifier)."""
+        """Work before the first epoch that is not in the checkpoint's state (e.g. f-CLSWGAN
+        pre-trains its classifier); deterministic, so a resumed run repeats it identically."""
 
     def generator_step(self, x: torch.Tensor, a: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -164,19 +179,21 @@ class BaselineTrainer:
         self.history.append(row)
         return row
 
-    def train(self, data: PreparedData) -> pd.DataFrame:
-        """Train until ``cfg.epochs`` epochs are done; return the per-epoch history.  (No resume
-        across processes: checkpoints hold weights, not optimiser state.)"""
-        for net in self.nets.values():
-            net.train()
+    def prepare_once(self, data: PreparedData) -> None:
         if not self.prepared:
             self.prepare(data)
             self.prepared = True
-        run_epochs(self, max(0, self.cfg.epochs - self.epoch), self.name)
-        return self.history_frame()
 
-    def history_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.history)
+    def train(self, epochs: int | None = None, on_epoch_end=None) -> list[dict]:
+        """Train until ``epochs`` (default ``cfg.epochs``) epochs are done in total, continuing
+        after a resume; :meth:`prepare_once` must have run."""
+        if not self.prepared:
+            raise RuntimeError(f"{self.name}: call prepare_once(data) before train()")
+        for net in self.nets.values():
+            net.train()
+        epochs = self.cfg.epochs if epochs is None else epochs
+        run_epochs(self, max(0, epochs - self.epoch), self.name, on_epoch_end)
+        return self.history
 
     # ------------------------------------------------------------------ synthesis
 
@@ -210,7 +227,7 @@ class BaselineTrainer:
                 "seed": self.seed, "n_train": self.n_train, "data_fingerprint": self.fingerprint,
                 "iters_per_epoch": self.iters_per_epoch, "device_type": self.device.type,
                 "precision": self.runtime.precision, "epochs_done": self.epoch,
-                "torch_version": str(torch.__version__)}
+                "torch_version": str(torch.__version__), "code_version": self.code_version()}
         for key, value in dataclasses.asdict(self.cfg).items():
             meta[f"cfg_{key}"] = value
         return meta
@@ -220,6 +237,8 @@ class BaselineTrainer:
         columns = list(self.history[0]) if self.history else []
         return {"meta": self.meta(),
                 "models": {name: net.state_dict() for name, net in self.nets.items()},
+                "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+                "state": {"generator": self.generator.get_state()},
                 "history": {col: [row[col] for row in self.history] for col in columns}}
 
     def load_state_dict(self, checkpoint: dict) -> None:
@@ -230,7 +249,13 @@ class BaselineTrainer:
             if name not in checkpoint["models"]:
                 raise DataError(f"{self.name} checkpoint: network {name!r} missing")
             net.load_state_dict(checkpoint["models"][name])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(checkpoint["optimizers"][name])
+        self.generator.set_state(checkpoint["state"]["generator"].cpu())
         self.epoch = int(meta.get("epochs_done", 0))
+        hist = checkpoint.get("history", {})
+        n = len(next(iter(hist.values()))) if hist else 0
+        self.history = [{col: values[i] for col, values in hist.items()} for i in range(n)]
 
 
 def load_baseline(path: str | Path, data: PreparedData, device="cpu",

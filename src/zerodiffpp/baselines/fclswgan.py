@@ -17,12 +17,13 @@ import torch.nn.functional as F
 
 from ..classifier import train_classifier
 from ..data.prepared import PreparedData
-from ..trainloop import make_adam, set_requires_grad
-from .base import ADAM_BETAS, BaselineTrainer
+from ..trainloop import set_requires_grad
+from .base import BaselineTrainer
 
 
 class FCLSWGAN(BaselineTrainer):
     name = "fclswgan"
+    stage = "f-CLSWGAN"
     # Schedule of the pre-trained seen-class classifier f (not in params.yaml: fixed by the method).
     pretrain_epochs = 50
     pretrain_lr = 1e-3
@@ -43,7 +44,6 @@ class FCLSWGAN(BaselineTrainer):
         with torch.no_grad():
             pred = self.classifier(self.train_x).argmax(dim=1)
             self.pretrain_accuracy = float((pred == self.seen_index[self.train_y]).float().mean())
-        self.opt_G = make_adam(self.G.parameters(), self.cfg.lr, ADAM_BETAS)
 
     def generator_step(self, x, a, y):
         """One update of G on the last critic batch with fresh z (critic frozen by the caller)."""

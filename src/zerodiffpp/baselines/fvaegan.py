@@ -20,12 +20,12 @@ from torch import nn
 
 from ..losses import vae_loss
 from ..networks import DFGEncoder, NetworkDims, reparameterize
-from ..trainloop import make_adam
-from .base import ADAM_BETAS, BaselineTrainer
+from .base import BaselineTrainer
 
 
 class FVAEGAN(BaselineTrainer):
     name = "fvaegan"
+    stage = "f-VAEGAN"
 
     def build_networks(self) -> dict[str, nn.Module]:
         # DFGEncoder reads x_dim, attr_dim, hidden and z_dim only (no SC representation c).
@@ -33,9 +33,9 @@ class FVAEGAN(BaselineTrainer):
                            hidden=self.cfg.hidden_dim, z_dim=self.z_dim)
         return {"E": DFGEncoder(dims)}
 
-    def prepare(self, data) -> None:
-        params = list(self.nets["E"].parameters()) + list(self.G.parameters())
-        self.opt_G = make_adam(params, self.cfg.lr, ADAM_BETAS)
+    def generator_parameters(self):
+        """E and G are updated together by one Adam."""
+        return list(self.nets["E"].parameters()) + list(self.G.parameters())
 
     def generator_step(self, x, a, y):
         """One update of E and G on the last critic batch (critic frozen by the caller)."""

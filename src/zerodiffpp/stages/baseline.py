@@ -19,11 +19,15 @@ Outputs
 * ``<out>/per_class.csv``  per-class accuracies (as the evaluate stage writes them)
 * metrics JSON ``{"<method>": {"zsl": {"t1"}, "gzsl": {"u", "s", "h"}}}`` (percent, 2 decimals)
 * per-epoch history CSV
-The output directory is replaced as a whole, only once everything is written.
+The output directory is replaced as a whole, only once everything is written.  While training,
+per-epoch checkpoints live beside it in ``<out>.resume/model.pt`` (as for DRG/DFG, see
+docs/reliability.md): an interrupted run exits 130 and its rerun resumes; the folder is removed
+once the outputs are written.
 """
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from pathlib import Path
 
@@ -73,17 +77,18 @@ def main(argv=None) -> None:
 
     # Evaluation imports only once the inputs are valid.
     from ..evaluation import build_blocks, evaluate_protocols, metrics_json, per_class_csv_frame
-    from ..trainloop import TrainingDivergedError
+    from ..trainloop import TrainingDivergedError, fit, resume_path_for
 
     trainer = get_baseline(args.method)(data, cfg.baselines, seed=cfg.train.seed, device=device,
                                         runtime=cfg.runtime)
+    resume = resume_path_for(Path(args.out) / "model.pt")
     start = time.perf_counter()
+    trainer.prepare_once(data)
     try:
-        history = trainer.train(data)
+        fit(trainer, cfg.baselines.epochs, resume, args.history)
     except TrainingDivergedError as exc:
         raise SystemExit(f"error: {exc}") from None
     train_seconds = time.perf_counter() - start
-    write_csv(args.history, history)
 
     seed = cfg.train.seed
     syn_x, syn_y = trainer.generate(
@@ -115,6 +120,7 @@ def main(argv=None) -> None:
         write_csv(out / "per_class.csv", per_class_csv_frame(result))
     scores = metrics_json(result)
     write_json(args.metrics, {args.method: scores})
+    shutil.rmtree(resume.parent, ignore_errors=True)
     print(f"baseline {args.method}: {trainer.epoch} epochs x {trainer.iters_per_epoch} it on {device} "
           f"in {train_seconds:.1f} s; T1 {scores['zsl']['t1']:.2f}  U {scores['gzsl']['u']:.2f}  "
           f"S {scores['gzsl']['s']:.2f}  H {scores['gzsl']['h']:.2f} -> {args.metrics}")

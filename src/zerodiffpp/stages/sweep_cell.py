@@ -30,9 +30,10 @@ Cell directory (replaced as a whole once everything is written)::
 Prepared data, generated features and the generators' per-epoch checkpoints live in a work
 directory beside the cell, ``.<cell>.resume/`` (git-ignored; ``dvc repro`` deletes only the cell),
 removed when the cell is complete.  A cell that is interrupted or fails after a checkpoint was
-written keeps it, and its rerun resumes (docs/reliability.md): DRG/DFG continue from their last
-epoch, or, when finished, are reused with nothing left to train -- in both cases only if the
-trainer's own check (configuration, seed, data, code version) accepts the checkpoint.
+written keeps it, and its rerun resumes (docs/reliability.md): each generator (DRG, DFG or the
+baseline) continues from its last epoch, or, when finished, is reused with nothing left to
+train -- in both cases only if the trainer's own check (configuration, seed, data, code version)
+accepts the checkpoint.
 Accuracies are percent (2 decimals); spuriousness values as the spuriousness stage writes them.
 """
 from __future__ import annotations
@@ -150,11 +151,12 @@ def resume_dir(out: Path) -> Path:
 
 
 def _has_checkpoint(work: Path) -> bool:
-    """Whether the work directory holds a DRG/DFG checkpoint a rerun can resume (the baselines
-    do not resume, so theirs does not count)."""
+    """Whether the work directory holds a generator checkpoint (DRG, DFG or a baseline's) that
+    a rerun can resume."""
     from ..trainloop import resume_path_for
 
-    models = [work / name / "model.pt" for name in ("drg", "dfg")]
+    trainers = ("drg", "dfg", *(m for m in METHODS if m != "zerodiff"))
+    models = [work / name / "model.pt" for name in trainers]
     return any(m.exists() or resume_path_for(m).exists() for m in models)
 
 
@@ -200,6 +202,7 @@ def _run_in(work: Path, method: str, fraction: float, seed: int, out: Path, text
             shutil.copy(work / "eval" / "zerodiffpp.json", cell / "zerodiffpp.json")
             generated = {v: work / "eval" / v / "generated.npz" for v in variants}
         else:
+            _offer_finished(work / method / "model.pt")
             _call("baseline", baseline.main, p + [
                 "--method", method, "--prepared", str(prepared), "--out", str(work / method),
                 "--metrics", str(cell / "eval.json"),
