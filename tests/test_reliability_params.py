@@ -61,6 +61,8 @@ def test_every_param_rejects_wrong_type(path, field, tp):
     tp = base_type(tp)
     if typing.get_origin(tp) is list:
         value, fragment = "abc", "expected a list"
+    elif typing.get_origin(tp) is dict:
+        value, fragment = "abc", "expected a mapping"
     else:
         value, fragment = WRONG_TYPE[tp]
     with pytest.raises(ConfigError) as err:
@@ -158,3 +160,25 @@ def test_cuda_without_gpu_is_a_stage_error(tmp_path, capsys, monkeypatch, stage)
     assert err == ("error: runtime.device=cuda: no CUDA device is available on this machine "
                    "(allowed: auto, cpu, cuda; use auto or cpu here)\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p", "params.yaml"]
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"x": 600}, "eval.syn_per_class_by_fraction key='x': expected a number"),
+    ({0.1: "many"}, "eval.syn_per_class_by_fraction[0.1]='many': expected an integer"),
+    ({1.5: 600}, "eval.syn_per_class_by_fraction[1.5]: the key is a seen fraction, must be in (0, 1]"),
+    ({0.1: 0}, "eval.syn_per_class_by_fraction[0.1]=0: must be >= 1"),
+])
+def test_syn_per_class_table_is_validated(table, message):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"eval": {"syn_per_class_by_fraction": table}})
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("fraction, expected", [(1.0, 5400), (0.3, 1800), (0.1, 600), (0.5, 5400)])
+def test_syn_per_class_follows_the_seen_fraction(fraction, expected):
+    """METHOD.md 1.2 (AWA2 DFG): 5400 / 1800 / 600 at 100 / 30 / 10 %; unlisted -> syn_per_class.
+    Stages that load only some sections see the same count."""
+    raw = {"train": {"seen_fraction": fraction},
+           "eval": {"syn_per_class": 5400, "syn_per_class_by_fraction": {0.3: 1800, 0.1: 600}}}
+    assert config_from_dict(raw).eval.syn_per_class == expected
+    assert config_from_dict(raw, sections=("runtime", "eval")).eval.syn_per_class == expected

@@ -160,14 +160,36 @@ class DFGConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Final softmax classifier, METHOD.md 4.3/4.4, fixed schedule (no test selection)."""
+    """Final softmax classifier, METHOD.md 4.3/4.4, fixed schedule (no test selection).
+
+    After loading, ``syn_per_class`` is the count for this run: the entry of
+    ``syn_per_class_by_fraction`` for ``train.seen_fraction`` when there is one
+    (:func:`config_from_dict`)."""
 
     syn_per_class: int = opt(300, ge=1, doc="synthetic unseen features per class")
+    syn_per_class_by_fraction: dict[float, int] = opt(
+        {}, doc="train.seen_fraction -> syn_per_class at that fraction (the paper scales it, "
+                "METHOD.md 1.2); fractions not listed use syn_per_class")
     classifier_epochs: int = opt(25, ge=1)
     classifier_lr: float = opt(1e-3, gt=0.0)
     classifier_batch: int = opt(256, ge=1)
     variant: str = opt("VCS", choices=("V", "VS", "C", "VC", "VCS"), doc="classifier input")
     sampling: str = opt("one_step", choices=("one_step", "progressive"))
+
+    def __post_init__(self):
+        for fraction, n in self.syn_per_class_by_fraction.items():
+            path = f"eval.syn_per_class_by_fraction[{fraction!r}]"
+            if not 0.0 < fraction <= 1.0:
+                raise ConfigError(f"{path}: the key is a seen fraction, must be in (0, 1]")
+            if n < 1:
+                raise ConfigError(f"{path}={n!r}: must be >= 1")
+
+    def syn_per_class_at(self, seen_fraction: float) -> int:
+        """Synthetic unseen features per class for a run at ``seen_fraction`` (METHOD.md 1.2)."""
+        for fraction, n in self.syn_per_class_by_fraction.items():
+            if math.isclose(fraction, seen_fraction, rel_tol=0.0, abs_tol=1e-9):
+                return n
+        return self.syn_per_class
 
 
 @dataclass(frozen=True)
@@ -332,6 +354,12 @@ def _coerce(value: Any, tp, path: str):
             raise ConfigError(f"{path}={value!r}: expected a list")
         (item_tp,) = typing.get_args(tp)
         return [_coerce(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}={value!r}: expected a mapping")
+        key_tp, value_tp = typing.get_args(tp)
+        return {_coerce(k, key_tp, f"{path} key"): _coerce(v, value_tp, f"{path}[{k!r}]")
+                for k, v in value.items()}
     raise TypeError(f"unsupported config annotation {tp} at {path}")
 
 
@@ -403,11 +431,19 @@ def config_from_dict(raw: dict, sections: tuple[str, ...] | None = None) -> Conf
     if extra_sections:
         name = sorted(extra_sections)[0]
         raise ConfigError(f"{name}: unknown parameter section (known: {', '.join(sorted(known))})")
+    if sections is not None and "eval" in sections:
+        sections = (*sections, "train")          # eval.syn_per_class depends on the fraction
     kwargs = {}
     for name in known:
         if sections is not None and name not in sections:
             continue
         kwargs[name] = build(SECTIONS[name], raw.get(name), name)
+    if "eval" in kwargs:
+        # One place applies the per-fraction table, so every reader of eval.syn_per_class
+        # (evaluation, DiffTTA, DiffGen budgets, baselines, sweep cells) gets this run's count.
+        ev = kwargs["eval"]
+        kwargs["eval"] = dataclasses.replace(
+            ev, syn_per_class=ev.syn_per_class_at(kwargs["train"].seen_fraction))
     return Config(**kwargs)
 
 
