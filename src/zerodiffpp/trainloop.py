@@ -155,8 +155,9 @@ def random_prepared_data(n_train: int = 256, x_dim: int = 32, c_dim: int = 32, a
 
 class Resumable:
     """What :func:`fit` needs of a trainer besides ``stage``, ``epoch``, ``train(epochs,
-    on_epoch_end)``, ``meta()``, ``state_dict()`` and ``load_state_dict()``: the resume check
-    (everything in ``meta()`` but progress must match), the code version, the history and the
+    on_epoch_end)`` and ``meta()``: the resume check (everything in ``meta()`` but progress must
+    match), the code version, the checkpoint state (networks ``nets``, optimisers
+    ``optimizers``, the training ``generator``, the history, plus :meth:`extra_state`) and the
     per-epoch save.  Shared by the ZeroDiff loops (:class:`TrainLoop`) and the baselines."""
 
     stage = "GAN"
@@ -167,6 +168,10 @@ class Resumable:
     # Modules of this package, besides the trainer's own class hierarchy, whose source defines
     # a run (names, imported when hashed: no import cycles).
     code_dependencies: tuple[str, ...] = ()
+    nets: dict[str, torch.nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    generator: torch.Generator
+    epoch: int
     history: list[dict]
 
     def code_version(self) -> str:
@@ -208,6 +213,32 @@ class Resumable:
             return False, f"checkpoint has {theirs['epochs_done']} epochs, more than the {epochs} asked for"
         return True, f"resuming after epoch {theirs['epochs_done']}"
 
+    def extra_state(self) -> dict:
+        """Tensors beside the generator's state that a resume needs (none by default)."""
+        return {}
+
+    def state_dict(self) -> dict:
+        """Plain containers and tensors only (loads with ``weights_only=True``)."""
+        columns = list(self.history[0]) if self.history else []
+        return {
+            "meta": self.meta(),
+            "models": {name: net.state_dict() for name, net in self.nets.items()},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "state": {"generator": self.generator.get_state(), **self.extra_state()},
+            "history": {col: [row[col] for row in self.history] for col in columns},
+        }
+
+    def load_state_dict(self, checkpoint: dict) -> None:
+        for name, net in self.nets.items():
+            net.load_state_dict(checkpoint["models"][name])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(checkpoint["optimizers"][name])
+        self.generator.set_state(checkpoint["state"]["generator"].cpu())
+        self.epoch = int(checkpoint["meta"]["epochs_done"])
+        hist = checkpoint.get("history", {})
+        n = len(next(iter(hist.values()))) if hist else 0
+        self.history = [{col: values[i] for col, values in hist.items()} for i in range(n)]
+
     def history_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.history)
 
@@ -230,6 +261,7 @@ class TrainLoop(Resumable):
     # Preferred order of the history columns (after "epoch"; "lambda" and "seconds" come last).
     column_order = ("loss_D", "loss_G", "W_x0", "W_xt", "W_xc", "W_r0", "W_rt", "gp", "loss_ml",
                     "loss_dec", "loss_vae", "adv_G", "loss_rec", "dec_mse_fake")
+
     def __init__(self, data: PreparedData, cfg, diffusion: DiffusionConfig, *, seed: int,
                  device="cpu", runtime: RuntimeConfig | None = None):
         self.cfg = cfg
@@ -310,29 +342,12 @@ class TrainLoop(Resumable):
             meta[f"cfg_{key}"] = value
         return meta
 
-    def state_dict(self) -> dict:
-        columns = list(self.history[0]) if self.history else []
-        return {
-            "meta": self.meta(),
-            "models": {name: net.state_dict() for name, net in self.nets.items()},
-            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
-            "state": {"generator": self.generator.get_state(),
-                      "lambda_gp": self.gp.value.detach().cpu()},
-            "history": {col: [row[col] for row in self.history] for col in columns},
-        }
+    def extra_state(self) -> dict:
+        return {"lambda_gp": self.gp.value.detach().cpu()}
 
     def load_state_dict(self, checkpoint: dict) -> None:
-        for name, net in self.nets.items():
-            net.load_state_dict(checkpoint["models"][name])
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(checkpoint["optimizers"][name])
-        self.generator.set_state(checkpoint["state"]["generator"].cpu())
+        super().load_state_dict(checkpoint)
         self.gp.value = checkpoint["state"]["lambda_gp"].to(self.device, torch.float64)
-        self.epoch = int(checkpoint["meta"]["epochs_done"])
-        hist = checkpoint.get("history", {})
-        columns = list(hist)
-        n = len(hist[columns[0]]) if columns else 0
-        self.history = [{col: hist[col][i] for col in columns} for i in range(n)]
 
 
 class _StopSignals:
@@ -381,8 +396,8 @@ class _StopSignals:
             raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def fit(trainer: TrainLoop, epochs: int, checkpoint_path: str | Path, history_path: str | Path,
-        log=print) -> TrainLoop:
+def fit(trainer: Resumable, epochs: int, checkpoint_path: str | Path, history_path: str | Path,
+        log=print) -> Resumable:
     """Train ``trainer`` to ``epochs`` epochs, resuming from ``checkpoint_path`` when it holds a
     compatible earlier state; checkpoint + history CSV are rewritten (atomically) after each epoch.
 
@@ -416,7 +431,7 @@ def fit(trainer: TrainLoop, epochs: int, checkpoint_path: str | Path, history_pa
     saved = trainer.epoch   # the last epoch whose checkpoint is on disk (0: none)
 
     with _StopSignals() as stop:
-        def save(tr: TrainLoop) -> None:
+        def save(tr: Resumable) -> None:
             nonlocal saved
             with stop.critical():
                 tr.save(checkpoint_path, history_path)
@@ -447,7 +462,7 @@ def resume_path_for(output_path: str | Path) -> Path:
     return output_path.parent.with_name(output_path.parent.name + ".resume") / output_path.name
 
 
-def fit_to_output(trainer: TrainLoop, epochs: int, output_path: str | Path,
+def fit_to_output(trainer: Resumable, epochs: int, output_path: str | Path,
                   history_path: str | Path, log=print) -> TrainLoop:
     """:func:`fit` with its per-epoch checkpoints in :func:`resume_path_for` ``(output_path)``;
     once training completes the final checkpoint is moved to ``output_path`` (atomically) and

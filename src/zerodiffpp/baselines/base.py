@@ -232,30 +232,14 @@ class BaselineTrainer(Resumable):
             meta[f"cfg_{key}"] = value
         return meta
 
-    def state_dict(self) -> dict:
-        """Plain containers and tensors only (loads with ``weights_only=True``)."""
-        columns = list(self.history[0]) if self.history else []
-        return {"meta": self.meta(),
-                "models": {name: net.state_dict() for name, net in self.nets.items()},
-                "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
-                "state": {"generator": self.generator.get_state()},
-                "history": {col: [row[col] for row in self.history] for col in columns}}
-
     def load_state_dict(self, checkpoint: dict) -> None:
         meta = checkpoint.get("meta", {})
         if meta.get("method") != self.name:
             raise DataError(f"checkpoint is for method {meta.get('method')!r}, not {self.name!r}")
-        for name, net in self.nets.items():
-            if name not in checkpoint["models"]:
-                raise DataError(f"{self.name} checkpoint: network {name!r} missing")
-            net.load_state_dict(checkpoint["models"][name])
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(checkpoint["optimizers"][name])
-        self.generator.set_state(checkpoint["state"]["generator"].cpu())
-        self.epoch = int(meta.get("epochs_done", 0))
-        hist = checkpoint.get("history", {})
-        n = len(next(iter(hist.values()))) if hist else 0
-        self.history = [{col: values[i] for col, values in hist.items()} for i in range(n)]
+        missing = [name for name in self.nets if name not in checkpoint["models"]]
+        if missing:
+            raise DataError(f"{self.name} checkpoint: network {missing[0]!r} missing")
+        super().load_state_dict(checkpoint)
 
 
 def load_baseline(path: str | Path, data: PreparedData, device="cpu",
