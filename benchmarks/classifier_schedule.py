@@ -40,7 +40,8 @@ from zerodiffpp import runtime
 from zerodiffpp.config import load_config
 from zerodiffpp.data.prepared import PreparedData
 from zerodiffpp.evaluation import concat_inputs, evaluate_protocols
-from zerodiffpp.stages.evaluate import (SECTIONS, TAG_SYN, Context, derived_seed, synthesise)
+from zerodiffpp.seeds import TAG_SYN, derived_seed
+from zerodiffpp.stages.evaluate import SECTIONS, Context, synthesise
 from zerodiffpp.synthesis import load_models
 
 

@@ -50,8 +50,8 @@ from ..data.prepared import PreparedData
 from ..evaluation import (build_blocks, concat_inputs, evaluate_protocols, metrics_json,
                           per_class_csv_frame)
 from ..io import write_csv, write_json, write_npz
-from ..seeds import (TAG_CLF, TAG_DIFFGEN, TAG_MIX, TAG_SPURIOUS, TAG_SYN, TAG_TTA,  # noqa: F401
-                     TAG_TTA_CLF, derived_seed)
+from ..seeds import (TAG_CLF, TAG_DIFFGEN, TAG_MIX, TAG_SPURIOUS, TAG_SYN, TAG_TTA, TAG_TTA_CLF,
+                     derived_seed)
 from .common import run_stage, stage_parser
 
 METHOD_KEY = "zerodiff"
