@@ -124,3 +124,37 @@ def write_trainer_params(path, **sections):
     params.update(sections)
     path.write_text(yaml.safe_dump(params))
     return path
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    """Two trainer ``state_dict()``s / checkpoints: same meta, weights, optimiser states, RNG
+    state and history (minus wall-clock seconds)."""
+    import torch
+
+    assert a["meta"] == b["meta"]
+    for group in ("models", "optimizers"):
+        assert a[group].keys() == b[group].keys()
+    for name in a["models"]:
+        for key, value in a["models"][name].items():
+            assert torch.equal(value, b["models"][name][key]), f"{name}.{key}"
+    for name in a["optimizers"]:
+        sa, sb = a["optimizers"][name]["state"], b["optimizers"][name]["state"]
+        assert sa.keys() == sb.keys()
+        for idx in sa:
+            for key, value in sa[idx].items():
+                assert torch.equal(value, sb[idx][key]), f"{name}.{idx}.{key}"
+    assert torch.equal(a["state"]["generator"], b["state"]["generator"])
+    strip = lambda h: {k: v for k, v in h.items() if k != "seconds"}  # noqa: E731
+    assert strip(a["history"]) == strip(b["history"])
+
+
+def assert_same_checkpoint(a_path, b_path, a_hist=None, b_hist=None):
+    """:func:`assert_same_state` of two checkpoint files, and of their history CSVs if given."""
+    import pandas as pd
+
+    from zerodiffpp.io import load_checkpoint
+
+    assert_same_state(load_checkpoint(a_path), load_checkpoint(b_path))
+    if a_hist is not None:
+        pd.testing.assert_frame_equal(pd.read_csv(a_hist).drop(columns="seconds"),
+                                      pd.read_csv(b_hist).drop(columns="seconds"), check_exact=True)

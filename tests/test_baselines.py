@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import assert_same_state
 from zerodiffpp.baselines import BASELINES, FCLSWGAN, get_baseline
 from zerodiffpp.config import BaselinesConfig, EvalConfig
 from zerodiffpp.data.prepared import PreparedData
@@ -149,23 +150,6 @@ def test_checkpoint_round_trip(method, tmp_path):
         load_baseline(tmp_path / "model.pt", separable_data(seed=5))
 
 
-def same_state(a, b) -> None:
-    """Weights, Adam states, training RNG state and history (minus seconds) are equal."""
-    sa, sb = a.state_dict(), b.state_dict()
-    for net in sa["models"]:
-        for key, value in sa["models"][net].items():
-            assert torch.equal(value, sb["models"][net][key]), (net, key)
-    for opt in sa["optimizers"]:
-        for idx, st in sa["optimizers"][opt]["state"].items():
-            for key, value in st.items():
-                assert torch.equal(torch.as_tensor(value),
-                                   torch.as_tensor(sb["optimizers"][opt]["state"][idx][key])), (opt, key)
-    assert torch.equal(sa["state"]["generator"], sb["state"]["generator"])
-    drop = {"seconds"}
-    assert ([{k: v for k, v in r.items() if k not in drop} for r in a.history]
-            == [{k: v for k, v in r.items() if k not in drop} for r in b.history])
-
-
 @pytest.mark.parametrize("method", METHODS)
 def test_resume_equals_straight_run(method, tmp_path):
     """1 epoch, checkpoint, a new process-like trainer resumes to 3: identical to 3 straight."""
@@ -181,7 +165,7 @@ def test_resume_equals_straight_run(method, tmp_path):
     fit(resumed, 3, ckpt, hist, log=logs.append)
     assert logs == [f"{resumed.stage}: {ckpt}: resuming after epoch 1"]
     straight = train(method, data, seed=4, epochs=3)
-    same_state(resumed, straight)
+    assert_same_state(resumed.state_dict(), straight.state_dict())
     assert np.array_equal(generated(resumed, data.unseen_classes)[0],
                           generated(straight, data.unseen_classes)[0])
 
@@ -201,7 +185,7 @@ def test_stale_baseline_checkpoint_is_ignored(tmp_path, change, reason):
     fresh.prepare_once(data)
     fit(fresh, 2, ckpt, hist, log=logs.append)
     assert len(logs) == 1 and "not resuming" in logs[0] and reason in logs[0], logs
-    same_state(fresh, train("fvaegan", data, seed=0, epochs=2))
+    assert_same_state(fresh.state_dict(), train("fvaegan", data, seed=0, epochs=2).state_dict())
 
 
 def test_train_needs_prepare():

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import REPO, TINY_TRAINER, write_trainer_params
+from conftest import REPO, TINY_TRAINER, assert_same_checkpoint, write_trainer_params
 from zerodiffpp.config import DiffusionConfig, DRGConfig, RuntimeConfig
 from zerodiffpp.data.prepared import PreparedData
 from zerodiffpp.io import load_checkpoint, save_checkpoint
@@ -35,29 +35,6 @@ def data():
 
 def quiet(_msg):
     pass
-
-
-def assert_same_checkpoint(a_path, b_path, a_hist=None, b_hist=None):
-    """Same weights, optimiser states, RNG state and history (minus wall-clock seconds)."""
-    a, b = load_checkpoint(a_path), load_checkpoint(b_path)
-    assert a["meta"] == b["meta"]
-    for group in ("models", "optimizers"):
-        assert a[group].keys() == b[group].keys()
-    for name in a["models"]:
-        for key, value in a["models"][name].items():
-            assert torch.equal(value, b["models"][name][key]), f"{name}.{key}"
-    for name in a["optimizers"]:
-        sa, sb = a["optimizers"][name]["state"], b["optimizers"][name]["state"]
-        assert sa.keys() == sb.keys()
-        for idx in sa:
-            for key, value in sa[idx].items():
-                assert torch.equal(value, sb[idx][key]), f"{name}.{idx}.{key}"
-    assert torch.equal(a["state"]["generator"], b["state"]["generator"])
-    strip = lambda h: {k: v for k, v in h.items() if k != "seconds"}  # noqa: E731
-    assert strip(a["history"]) == strip(b["history"])
-    if a_hist is not None:
-        pd.testing.assert_frame_equal(pd.read_csv(a_hist).drop(columns="seconds"),
-                                      pd.read_csv(b_hist).drop(columns="seconds"), check_exact=True)
 
 
 # ------------------------------------------------------------------ divergence

@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import assert_same_checkpoint
 from pipeline_utils import tiny_params
 from test_sweep_pipeline import SWEEP_TINY
 from zerodiffpp.stages import download, features, spuriousness, sweep_cell
@@ -109,11 +110,8 @@ def test_interrupted_zerodiff_cell_resumes(inputs, monkeypatch, capsys):
     assert "resuming" not in capsys.readouterr().out
     assert resumed == json.loads((straight / "metrics.json").read_text())
     for name in ("drg", "dfg"):
-        ours = torch.load(out / "models" / f"{name}.pt", weights_only=True)["models"]
-        ref = torch.load(straight / "models" / f"{name}.pt", weights_only=True)["models"]
-        for net in ref:
-            for key, value in ref[net].items():
-                assert torch.equal(ours[net][key], value), (name, net, key)
+        assert_same_checkpoint(out / "models" / f"{name}.pt", straight / "models" / f"{name}.pt",
+                               out / "history" / f"{name}.csv", straight / "history" / f"{name}.csv")
 
 
 def test_cell_stopped_after_its_baseline_reuses_it(inputs, monkeypatch, capsys):

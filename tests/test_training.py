@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import TINY_TRAINER, write_trainer_params
+from conftest import TINY_TRAINER, assert_same_state, write_trainer_params
 from zerodiffpp.config import DFGConfig, DiffusionConfig, DRGConfig, RuntimeConfig
 from zerodiffpp.io import load_checkpoint
 from zerodiffpp.synthesis import generate, load_models, reverse_chain
@@ -29,10 +29,8 @@ def weights(trainer):
 
 
 def assert_same_run(a, b):
-    wa, wb = weights(a), weights(b)
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        assert torch.equal(wa[k], wb[k]), k
+    """Same weights, optimiser and RNG states, meta and history (conftest.assert_same_state)."""
+    assert_same_state(a.state_dict(), b.state_dict())
     ha, hb = (a.history_frame().drop(columns="seconds"), b.history_frame().drop(columns="seconds"))
     pd.testing.assert_frame_equal(ha, hb, check_exact=True)
 
