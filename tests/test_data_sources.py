@@ -34,7 +34,7 @@ def test_animals_dataset(animals_data, shared_data):
     assert d.features.shape == (10000, 784) and d.features.dtype == np.float32
     assert d.features.min() == 0 and d.features.max() == 255 and d.image_shape == (1, 28, 28)
     assert d.class_names == list(animals.CLASSES)
-    assert [d.class_names[c] for c in d.unseen_classes()] == ["giraffe", "sheep", "zebra"]
+    assert [d.class_names[c] for c in d.unseen_classes()] == ["cat", "sheep", "zebra"]
     assert (d.trainval_loc.size, d.test_seen_loc.size, d.test_unseen_loc.size) == (5600, 1400, 3000)
     tv = np.bincount(d.labels[d.idx("trainval")] - 1, minlength=10)
     assert set(tv[d.seen_classes()]) == {800}
@@ -238,3 +238,21 @@ def test_synthetic_deterministic_and_spurious_only_in_trainval():
         rows = a.idx("trainval")[a.labels[a.idx("trainval")] - 1 == c]
         assert np.allclose(diff[rows], diff[rows[0]], atol=1e-5)
         assert np.isclose(np.linalg.norm(diff[rows[0]]), 5.0, atol=1e-4)
+
+
+def test_animals_split_is_pinned_and_admissible():
+    """The default split is a constant (docs/data.md "Split"): cat/sheep/zebra, it passes the
+    coverage rule, each unseen class has its own nearest seen class, and it is the most
+    separable admissible split by the documented rule (giraffe/sheep/zebra, the old one, is not)."""
+    from zerodiffpp.data import animals_split
+
+    assert animals.UNSEEN == ("cat", "sheep", "zebra")
+    names, _, table = animals.read_attribute_table()
+    animals.check_coverage(table, names)                 # raises on failure
+    score = animals_split.separability(table, animals.UNSEEN)
+    assert score.nearest_seen == ("dog", "cow", "horse") and score.distinct_nearest
+    assert round(score.max_projected_cosine, 3) == 0.781
+    ranked = animals_split.rank_splits()
+    assert len(ranked) == 54 and ranked[0].unseen == animals.UNSEEN
+    old = animals_split.separability(table, ("giraffe", "sheep", "zebra"))
+    assert round(old.max_projected_cosine, 3) == 0.969 and not old.distinct_nearest
