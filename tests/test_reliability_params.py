@@ -114,7 +114,7 @@ def test_every_param_is_covered():
 
 @pytest.mark.parametrize("raw, fragment", [
     ({"data": {"dataset": "MNIST"}},
-     "data.dataset='MNIST': must be one of animals, snu-b36-ex, AWA2, CUB, SUN, synthetic"),
+     "data.dataset='MNIST': must be one of animals, snu-b36-ex, AWA2, CUB, SUN, APY, AWA1, FLO, xlsa17, synthetic"),
     ({"train": {"seen_fraction": 0}}, "train.seen_fraction=0.0: must be > 0.0 (allowed: (0.0, 1.0])"),
     ({"runtime": {"threads": 2.5}}, "runtime.threads=2.5: expected an integer"),
     ({"diffusion": {"beta_max": float("inf")}}, "diffusion.beta_max=inf: expected a finite number"),

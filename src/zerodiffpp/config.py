@@ -22,7 +22,13 @@ from typing import Any, Optional
 
 import yaml
 
-DATASETS = ("animals", "snu-b36-ex", "AWA2", "CUB", "SUN", "synthetic")
+# Named benchmarks, then ``xlsa17`` = any folder in xlsa17 layout at ``data.local_path``
+# (docs/data.md "Any xlsa17-format folder").
+DATASETS = ("animals", "snu-b36-ex", "AWA2", "CUB", "SUN", "APY", "AWA1", "FLO", "xlsa17",
+            "synthetic")
+XLSA17_DATASETS = ("AWA2", "CUB", "SUN", "APY", "AWA1", "FLO", "xlsa17")  # read_xlsa17 folders
+# data.name ends up in Markdown (README table header in backticks), plot titles and JSON.
+_NAME_MAX = 64
 
 
 class ConfigError(ValueError):
@@ -61,9 +67,27 @@ class SyntheticConfig:
                 f"(n_classes={self.n_classes})")
 
 
+def check_dataset_name(name: str, path: str = "data.name") -> str:
+    """``name`` if it can label metrics, figures and the README table, else ConfigError."""
+    if not name.strip():
+        raise ConfigError(f"{path}={name!r}: must not be empty")
+    bad = sorted({ch for ch in name if ch == "`" or not ch.isprintable()})
+    if bad:
+        raise ConfigError(f"{path}={name!r}: must not contain {', '.join(map(repr, bad))} "
+                          "(it is printed in Markdown and plot titles)")
+    if len(name) > _NAME_MAX:
+        raise ConfigError(f"{path}={name!r}: at most {_NAME_MAX} characters")
+    return name
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = opt("animals", choices=DATASETS, doc="which benchmark to build")
+    dataset: str = opt("animals", choices=DATASETS,
+                       doc="which benchmark to build; xlsa17 = the xlsa17-layout folder at "
+                           "data.local_path")
+    name: Optional[str] = opt(
+        None, doc="name reported in data/raw/dataset.json, metrics, figures and the README "
+                  "table; null = data.dataset, or the folder name for data.dataset=xlsa17")
     local_path: Optional[str] = opt(
         None, doc="local file/dir used instead of downloading (wheel, xlsa17 dir, SNU dir)")
     download_dir: str = opt("data/downloads", doc="cache for downloaded archives (git-ignored)")
@@ -76,6 +100,22 @@ class DataConfig:
         "auto", choices=("auto", "extract", "zerodiff"),
         doc="zerodiff = read ce_ce.mat/con_paco.mat placed beside res101.mat")
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    def __post_init__(self):
+        # Cross-field rules live here, not in the download stage, so that every stage
+        # (each validates the whole params.yaml) refuses them before doing any work.
+        if self.name is not None:
+            check_dataset_name(self.name)
+        if self.dataset == "xlsa17" and not self.local_path:
+            raise ConfigError("data.dataset=xlsa17: set data.local_path to the folder holding "
+                              "res101.mat + att_splits.mat (xlsa17 layout, docs/data.md)")
+        if self.feature_source == "zerodiff" and self.dataset not in XLSA17_DATASETS:
+            raise ConfigError(f"data.feature_source=zerodiff: only for "
+                              f"{', '.join(XLSA17_DATASETS)} (data.dataset={self.dataset}); "
+                              "use auto or extract")
+        if self.class_embedding == "sent" and self.dataset not in XLSA17_DATASETS:
+            raise ConfigError(f"data.class_embedding=sent: only for xlsa17-format datasets with "
+                              f"a sent_splits.mat (e.g. CUB), not data.dataset={self.dataset}")
 
 
 @dataclass(frozen=True)
@@ -411,8 +451,10 @@ def build(cls, raw: Any, path: str):
 
 
 def load_config(path: str | Path = "params.yaml", sections: tuple[str, ...] | None = None) -> Config:
-    """Read and validate params.yaml.  ``sections`` limits validation to what a stage needs
-    (missing sections take their defaults; an unknown top-level section is still an error)."""
+    """Read params.yaml and validate ALL of it, whatever stage asks: a bad value anywhere
+    (``-S eval.variant=XYZ``) stops the first stage that runs, before it does any work,
+    instead of the stage that reads it hours later.  ``sections`` names what the caller
+    reads; the names are checked, but they no longer narrow the validation."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: parameter file not found")
@@ -426,24 +468,23 @@ def load_config(path: str | Path = "params.yaml", sections: tuple[str, ...] | No
 
 
 def config_from_dict(raw: dict, sections: tuple[str, ...] | None = None) -> Config:
-    known = {f.name for f in dataclasses.fields(Config)}
-    extra_sections = set(raw) - known
+    """Validate every section of ``raw`` (missing sections take their defaults).
+    ``sections``: kept for callers that name what they read; an unknown name there is a
+    programming error (TypeError), and all sections are validated regardless."""
+    known = [f.name for f in dataclasses.fields(Config)]
+    extra_sections = set(raw) - set(known)
     if extra_sections:
         name = sorted(extra_sections)[0]
         raise ConfigError(f"{name}: unknown parameter section (known: {', '.join(sorted(known))})")
-    if sections is not None and "eval" in sections:
-        sections = (*sections, "train")          # eval.syn_per_class depends on the fraction
-    kwargs = {}
-    for name in known:
-        if sections is not None and name not in sections:
-            continue
-        kwargs[name] = build(SECTIONS[name], raw.get(name), name)
-    if "eval" in kwargs:
-        # One place applies the per-fraction table, so every reader of eval.syn_per_class
-        # (evaluation, DiffTTA, DiffGen budgets, baselines, sweep cells) gets this run's count.
-        ev = kwargs["eval"]
-        kwargs["eval"] = dataclasses.replace(
-            ev, syn_per_class=ev.syn_per_class_at(kwargs["train"].seen_fraction))
+    unknown_asked = sorted(set(sections or ()) - set(known))
+    if unknown_asked:
+        raise TypeError(f"load_config(sections=...): no section {unknown_asked[0]!r}")
+    kwargs = {name: build(SECTIONS[name], raw.get(name), name) for name in known}
+    # One place applies the per-fraction table, so every reader of eval.syn_per_class
+    # (evaluation, DiffTTA, DiffGen budgets, baselines, sweep cells) gets this run's count.
+    ev = kwargs["eval"]
+    kwargs["eval"] = dataclasses.replace(
+        ev, syn_per_class=ev.syn_per_class_at(kwargs["train"].seen_fraction))
     return Config(**kwargs)
 
 

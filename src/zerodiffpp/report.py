@@ -88,15 +88,21 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readme", type=Path, default=Path("README.md"))
     parser.add_argument("--metrics", type=Path, default=Path("metrics"))
-    parser.add_argument("--dataset", default=None, help="dataset name (default: params.yaml)")
+    parser.add_argument("--dataset", default=None,
+                        help="dataset name (default: data/raw/dataset.json, else params.yaml)")
     parser.add_argument("--check", action="store_true", help="exit 1 if the README is stale")
     args = parser.parse_args(argv)
     try:
         dataset = args.dataset
-        if dataset is None:
-            from .config import load_config
+        if dataset is None:   # the name the download stage recorded (data.name), else params
+            meta = Path("data/raw/dataset.json")
+            if meta.is_file():
+                dataset = str(_read(meta).get("name", ""))
+            else:
+                from .config import load_config
+                from .data.sources import dataset_name
 
-            dataset = load_config("params.yaml", sections=("data",)).data.dataset
+                dataset = dataset_name(load_config("params.yaml").data)
         rows = collect(args.metrics)
         if not rows:
             raise DataError(f"{args.metrics}: no method metrics found (run `dvc repro` first)")

@@ -26,6 +26,9 @@ DATASET_JSON = "dataset.json"
 AUX_FILES = ("ce_ce.mat", "con_paco.mat")   # ZeroDiff fine-tuned features (METHOD.md 1.2 items 3-4)
 REQUIRED_LOCS = ("trainval_loc", "test_seen_loc", "test_unseen_loc")
 OPTIONAL_LOCS = ("train_loc", "val_loc")
+# Keys that hold the class names in real files: xlsa17 writes allclasses_names; other
+# xlsa17-style releases use all_classes.  The first one present is used.
+CLASS_NAME_KEYS = ("allclasses_names", "all_classes")
 # Fixed header text: savemat stamps the current time, which would make reruns differ byte-wise.
 _HEADER = b"MATLAB 5.0 MAT-file, Platform: posix, written by zerodiffpp".ljust(116, b" ")
 
@@ -104,8 +107,10 @@ def read_xlsa17(features_path: str | Path, splits_path: str | Path,
     """Read ``res101.mat``-style features + ``att_splits.mat``-style splits (METHOD.md 1.1).
 
     ``features`` (D x N) is transposed to N x D float32, ``att`` (d x C) to C x d float32.
-    Optional keys: ``original_att``, ``allclasses_names`` (else ``class_001``...),
-    ``train_loc``/``val_loc``, ``image_files``.  Returns a validated :class:`ZSLData`.
+    Optional keys: ``original_att`` (any number of rows, one column per class), class names
+    under ``allclasses_names`` or ``all_classes`` (else ``class_001``...), ``train_loc`` /
+    ``val_loc`` (kept as they are, see docs/data.md), ``image_files``.  Returns a validated
+    :class:`ZSLData`.
     """
     fpath, spath = Path(features_path), Path(splits_path)
     fmat, smat = load_mat(fpath), load_mat(spath)
@@ -119,6 +124,11 @@ def read_xlsa17(features_path: str | Path, splits_path: str | Path,
                         f"(one column per entry of 'labels'){hint}")
     att = _numeric_2d(_require(smat, "att", spath), "att", spath)
     n_cls = att.shape[1]
+    top = int(labels.max()) if labels.size else 0
+    if top > n_cls and att.shape[0] >= top:
+        raise DataError(f"{spath}: key 'att' has shape {att.shape} but 'labels' in {fpath.name} "
+                        f"go up to {top}; xlsa17 stores att as d x C (one column per class): "
+                        "transpose it")
 
     original_att = None
     if "original_att" in smat:
@@ -127,10 +137,11 @@ def read_xlsa17(features_path: str | Path, splits_path: str | Path,
             raise DataError(f"{spath}: key 'original_att' has shape {original_att.shape}, "
                             f"expected {n_cls} columns like 'att' {att.shape}")
         original_att = np.ascontiguousarray(original_att.T, dtype=np.float32)
-    if "allclasses_names" in smat:
-        names = _strings(smat["allclasses_names"], "allclasses_names", spath)
+    name_key = next((k for k in CLASS_NAME_KEYS if k in smat), None)
+    if name_key is not None:
+        names = _strings(smat[name_key], name_key, spath)
         if len(names) != n_cls:
-            raise DataError(f"{spath}: key 'allclasses_names' has {len(names)} names for "
+            raise DataError(f"{spath}: key '{name_key}' has {len(names)} names for "
                             f"{n_cls} columns of 'att'")
     else:
         names = [f"class_{i + 1:03d}" for i in range(n_cls)]
@@ -145,7 +156,7 @@ def read_xlsa17(features_path: str | Path, splits_path: str | Path,
                             f"entries for {n} labels")
 
     extra["key_files"] = {**{k: str(fpath) for k in ("features", "labels", "image_files")},
-                          **{k: str(spath) for k in ("att", "original_att", "allclasses_names",
+                          **{k: str(spath) for k in ("att", "original_att", *CLASS_NAME_KEYS,
                                                      *REQUIRED_LOCS, *OPTIONAL_LOCS)}}
     data = ZSLData(
         name=name or spath.parent.name,
@@ -234,6 +245,7 @@ def write_raw(data: ZSLData, out_dir: str | Path,
              if p.is_file() and p.name != DATASET_JSON and not p.name.startswith(".")}
     write_json(out / DATASET_JSON, {
         "name": data.name,
+        "dataset": data.extra.get("dataset", data.name),
         "image_shape": list(data.image_shape) if data.image_shape is not None else None,
         "embedding_norm_default": norm,
         "source": data.source,
@@ -266,6 +278,7 @@ def read_raw(raw_dir: str | Path, verify: bool = False) -> ZSLData:
     data.source = meta["source"]
     data.extra["embedding_norm_default"] = meta["embedding_norm_default"]
     data.extra["files"] = dict(meta["files"])
+    data.extra["dataset"] = meta.get("dataset", meta["name"])   # absent before data.name
     aux = {f: raw / f for f in AUX_FILES if (raw / f).is_file()}
     if aux:
         data.extra["aux_files"] = aux

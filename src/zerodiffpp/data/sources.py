@@ -1,24 +1,33 @@
 """Pick the data source named by ``data.dataset`` and return a validated :class:`ZSLData`.
 
 Every source sets ``extra['embedding_norm_default']`` (``l2``/``none``) and a canonical
-``source`` string; ``write_raw`` stores both in ``dataset.json``.
+``source`` string; the name readers report is ``data.name`` when set, else the dataset's
+own (``data.dataset``, or the folder name for ``data.dataset: xlsa17``).  ``write_raw``
+stores all of it in ``dataset.json`` (``name``, ``dataset``, ``source``, ...).
 """
 from __future__ import annotations
 
-from ..config import ConfigError, DataConfig
+from ..config import ConfigError, DataConfig, check_dataset_name
 from .schema import ZSLData
 
-XLSA17 = ("AWA2", "CUB", "SUN")
+NAMED_XLSA17 = ("AWA2", "CUB", "SUN", "APY", "AWA1", "FLO")
 
 
-def build_dataset(cfg: DataConfig, show_progress: bool = True) -> ZSLData:
+def dataset_name(cfg: DataConfig) -> str:
+    """The name metrics, figures and the README report for this configuration."""
+    if cfg.name is not None:
+        return cfg.name
+    if cfg.dataset == "xlsa17":
+        from .xlsa17 import default_folder_name
+
+        # a folder name can hold characters data.name refuses: then ask for data.name
+        return check_dataset_name(default_folder_name(cfg),
+                                  "data.name (unset: the folder name of data.local_path)")
+    return cfg.dataset
+
+
+def _load(cfg: DataConfig, name: str, show_progress: bool) -> ZSLData:
     ds = cfg.dataset
-    if cfg.feature_source == "zerodiff" and ds not in XLSA17:
-        raise ConfigError(f"data.feature_source=zerodiff: only for {', '.join(XLSA17)} "
-                          f"(data.dataset={ds}); use auto or extract")
-    if cfg.class_embedding == "sent" and ds not in XLSA17:
-        raise ConfigError(f"data.class_embedding=sent: only for xlsa17 datasets with a "
-                          f"sent_splits.mat (CUB), not data.dataset={ds}")
     if ds == "synthetic":
         from . import synthetic
         return synthetic.make(cfg.synthetic)
@@ -28,10 +37,24 @@ def build_dataset(cfg: DataConfig, show_progress: bool = True) -> ZSLData:
     if ds == "snu-b36-ex":
         from . import snu
         return snu.load(cfg, show_progress)
-    if ds in XLSA17:
+    if ds in NAMED_XLSA17:
         from . import xlsa17
-        return xlsa17.load(cfg, show_progress)
+        return xlsa17.load(cfg, show_progress, name=name)
+    if ds == "xlsa17":
+        from . import xlsa17
+        return xlsa17.load_any(cfg, name=name)
     raise ConfigError(f"data.dataset={ds!r}: no source for it")  # config.DATASETS guards this
+
+
+def build_dataset(cfg: DataConfig, show_progress: bool = True) -> ZSLData:
+    """Build and validate the dataset; ``extra['dataset']`` records ``data.dataset``.
+    (Cross-parameter rules, e.g. ``class_embedding: sent`` only for xlsa17-format data, are
+    checked when the config is loaded: :class:`zerodiffpp.config.DataConfig`.)"""
+    name = dataset_name(cfg)
+    data = _load(cfg, name, show_progress)
+    data.name = name
+    data.extra["dataset"] = cfg.dataset
+    return data.validate()
 
 
 def summary(data: ZSLData) -> str:
@@ -40,4 +63,6 @@ def summary(data: ZSLData) -> str:
             f"{len(data.unseen_classes())} unseen), {data.features.shape[1]}-d features, "
             f"{data.class_embeddings.shape[1]}-d class embeddings; samples trainval "
             f"{data.trainval_loc.size}, test_seen {data.test_seen_loc.size}, test_unseen "
-            f"{data.test_unseen_loc.size}")
+            f"{data.test_unseen_loc.size}"
+            + "".join(f", {k} {getattr(data, k).size}" for k in ("train_loc", "val_loc")
+                      if getattr(data, k) is not None))

@@ -1,5 +1,7 @@
 """DVC stage ``download``: build the dataset named by ``data.dataset`` into ``data/raw``.
 
+Validates the whole params.yaml first (every section, not only ``data``).
+
 ``python -m zerodiffpp.stages.download [--params params.yaml] [--out data/raw]``
 (sources: docs/data.md; file format: METHOD.md 1.1 and docs/CONTRACTS.md).
 """
@@ -16,7 +18,9 @@ def main(argv=None) -> None:
     parser = stage_parser("download", __doc__)
     parser.add_argument("--out", default="data/raw", help="output directory")
     args = parser.parse_args(argv)
-    cfg = load_config(args.params, sections=("data", "runtime"))
+    # The whole params.yaml is validated here, the first stage of the pipeline, so a bad
+    # value in any section (eval.variant=XYZ) stops `dvc repro` before any work.
+    cfg = load_config(args.params)
     data = build_dataset(cfg.data, show_progress=cfg.runtime.progress)
     with atomic_dir(args.out) as tmp:
         write_raw(data, tmp)
