@@ -12,7 +12,7 @@ import yaml
 
 import zerodiffpp.stages
 from zerodiffpp.config import ConfigError, config_from_dict, load_config
-from pipeline_utils import make_pipeline_repo, run, tiny_params
+from pipeline_utils import REPO, make_pipeline_repo, run
 
 # Stage modules that are not stages, and the one stage that reads no params.yaml at all
 # (figures: its inputs are files only, dvc.yaml gives it no params).
@@ -45,8 +45,13 @@ KNOWN_GAPS = {
 }
 
 
+def committed_params() -> dict:
+    """The repository's params.yaml: nothing runs far enough here to need smaller values."""
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
 def _params_with(tmp_path, path: str, value):
-    params = tiny_params()
+    params = committed_params()
     section, key = path.split(".")
     params[section][key] = value
     file = tmp_path / "params.yaml"
@@ -117,7 +122,7 @@ def test_dvc_exp_run_with_a_bad_value_stops_at_download(tmp_path):
     """``dvc exp run -S eval.variant=XYZ`` in a fresh repo: only ``download`` runs, it fails
     with the message naming the parameter, nothing is downloaded or trained; DVC leaves the bad
     value in params.yaml and ``git restore params.yaml`` brings back the committed one."""
-    repo, env = make_pipeline_repo(tmp_path, tiny_params())
+    repo, env = make_pipeline_repo(tmp_path, committed_params())
     committed = (repo / "params.yaml").read_text()
     proc = run(["dvc", "exp", "run", "-S", "eval.variant=XYZ"], repo, env, check=False)
     out = proc.stdout + proc.stderr

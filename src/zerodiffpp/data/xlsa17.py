@@ -152,7 +152,8 @@ def _check_known(folder: Path, ds: str, strict: bool) -> None:
         msg = f"{path}: sha256 {got} differs from the known xlsa17 file ({digest})"
         if strict and fname == ATT_SPLITS:
             raise DataError(msg + "; delete the download cache and rerun")
-        warnings.warn(msg + "; using it anyway (local copy)", stacklevel=2)
+        why = "the known digest is of a third-party copy" if strict else "local copy"
+        warnings.warn(f"{msg}; using it anyway ({why})", stacklevel=2)
 
 
 def check_layout(data: ZSLData, ds: str, splits: Path, strict: bool, sent: bool) -> None:
