@@ -21,7 +21,7 @@ TINY_OVERRIDES = {
     "dfg": {"epochs": 1, "hidden_dim": 32, "critic_steps": 2, "batch_size": 128},
     "eval": {"syn_per_class": 30, "classifier_epochs": 3},
     "tta": {"rounds": 1, "epochs": 1},
-    "spurious": {"probe_epochs": 2, "probe_hidden": 32, "syn_per_class": 20},
+    "spurious": {"syn_per_class": 20},
     "baselines": {"epochs": 1, "hidden_dim": 32, "critic_steps": 2, "batch_size": 128},
     "sweep": {"fractions": [0.5], "seeds": [0], "methods": ["fvaegan"]},
 }

@@ -19,7 +19,7 @@ SMALLER = {
     "runtime": {"device": "cpu", "threads": 1, "progress": False},
     "eval": {"syn_per_class": 20, "classifier_epochs": 2},
     "tta": {"rounds": 1, "epochs": 1},
-    "spurious": {"probe_epochs": 1, "probe_hidden": 16, "syn_per_class": 10},
+    "spurious": {"syn_per_class": 10},
     "baselines": {"epochs": 1, "hidden_dim": 16, "critic_steps": 1, "batch_size": 64},
     "sweep": {"fractions": [0.5], "seeds": [0], "methods": ["fclswgan"]},
 }

@@ -1,6 +1,6 @@
-"""Spuriousness metrics (METHOD.md 6.2): every formula on hand-made inputs, the probe critic,
-the stage's I/O contract, and a validation that S_seen rises with the synthetic
-``spurious_strength`` knob."""
+"""Spuriousness metrics (METHOD.md 6.2, docs/spuriousness.md): every formula on hand-made inputs,
+ZeroDiff's delta_adv from a trained D_x0, the stage's I/O contract and its bad-input errors.
+The controlled-data validation is in tests/test_spuriousness_validation.py."""
 from __future__ import annotations
 
 import json
@@ -8,51 +8,154 @@ import math
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
-from zerodiffpp import spuriousness as sp
-from zerodiffpp.config import SyntheticConfig
+from zerodiffpp.config import DFGConfig, DiffusionConfig, RuntimeConfig, SyntheticConfig
 from zerodiffpp.data import synthetic
-from zerodiffpp.io import write_npz
+from zerodiffpp.io import DataError, write_npz
 from zerodiffpp.preprocess import prepare
+from zerodiffpp.spurious import companions as comp
+from zerodiffpp.spurious import critic, distances as dist
+from zerodiffpp.spurious import metrics as spm
 from zerodiffpp.stages import spuriousness as stage
 
 
-# --------------------------------------------------------------------------- pure formulas
+# --------------------------------------------------------------------------- set distances
+
+
+def test_nn_cost_and_distances():
+    q = np.array([[0.0, 0.0], [3.0, 0.0]])
+    r = np.array([[0.0, 1.0], [3.0, 2.0], [9.0, 9.0]])
+    assert dist.nn_distances(q, r).tolist() == [1.0, 2.0]
+    assert dist.nn_cost(q, r) == 1.5
+    with pytest.raises(ValueError, match="empty set"):
+        dist.nn_cost(q[:0], r)
+
+
+def test_energy_distance_unbiased_hand_made():
+    x, y = np.array([[0.0], [2.0]]), np.array([[10.0], [12.0]])
+    # cross: 10, 12, 8, 10 -> mean 10; within (i != j): 2 and 2
+    assert dist.mean_cross(x, y) == 10.0 and dist.mean_within(x) == 2.0
+    assert dist.energy_distance(x, y) == 2 * 10.0 - 2.0 - 2.0
+    # Identical two-point sets: the unbiased estimate is below 0 (-2), not 0.
+    assert dist.energy_distance(x, x) == 2 * 1.0 - 2.0 - 2.0
+    with pytest.raises(ValueError, match="1 row"):
+        dist.mean_within(x[:1])
+
+
+def test_energy_distance_is_unbiased_for_unequal_sizes():
+    """Same distribution, sizes 5 and 200: the mean over many draws is ~0 (a V-statistic would
+    be biased upwards by about m/5 + m/200)."""
+    rng = np.random.default_rng(0)
+    vals = [dist.energy_distance(rng.normal(size=(5, 3)), rng.normal(size=(200, 3)))
+            for _ in range(400)]
+    spread = dist.mean_within(rng.normal(size=(500, 3)))
+    assert abs(np.mean(vals)) < 0.02 * spread
+    assert abs(np.mean(vals)) < 3 * np.std(vals) / math.sqrt(len(vals))
+
+
+# --------------------------------------------------------------------------- s_seen
+
+
+def _two_points(x0):
+    return np.array([[x0, 0.0], [x0, 1.0]])
+
+
+def test_seen_gap_hand_made():
+    t, s = _two_points(-1.0), _two_points(1.0)
+    y = np.zeros(2, dtype=np.int64)
+    # Generated features halfway: no preference for training samples.
+    r = spm.seen_gap(t, y, s, y, _two_points(0.0), y, [0], seed=0)
+    assert (r.s_seen, r.cost_train, r.cost_test, r.set_size) == (0.0, 1.0, 1.0, {0: 2})
+    # Closer to train (0.5 vs 1.5): 1 - 0.5 / 1.5.
+    assert spm.seen_gap(t, y, s, y, _two_points(-0.5), y, [0], seed=0).s_seen == \
+        pytest.approx(2 / 3, rel=1e-12)
+    # Copies of the training samples: 1.  Beyond the test-seen samples (2.5 vs 0.5): 1 - 5 < 0.
+    assert spm.seen_gap(t, y, s, y, t, y, [0], seed=0).s_seen == 1.0
+    assert spm.seen_gap(t, y, s, y, _two_points(1.5), y, [0], seed=0).s_seen == \
+        pytest.approx(1 - 2.5 / 0.5)
+
+
+def test_seen_gap_equal_size_subsamples_and_macro_mean():
+    rng = np.random.default_rng(0)
+    tx, ty = rng.normal(size=(20, 3)), np.repeat([0, 1], 10)
+    sx, sy = rng.normal(size=(7, 3)), np.array([0, 0, 0, 1, 1, 1, 1])
+    gx, gy = rng.normal(size=(30, 3)), np.repeat([0, 1], 15)
+    r = spm.seen_gap(tx, ty, sx, sy, gx, gy, [0, 1], seed=3, repeats=4)
+    assert r.set_size == {0: 3, 1: 4}                                   # min(|T_y|, |S_y|)
+    assert r.s_seen == pytest.approx(np.mean([r.per_class[0], r.per_class[1]]))
+    # A class's number depends only on its own data and the seed (per-class RNG).
+    alone = spm.seen_gap(tx, ty, sx, sy, gx, gy, [1], seed=3, repeats=4)
+    assert alone.per_class[1] == r.per_class[1]
+    again = spm.seen_gap(tx, ty, sx, sy, gx, gy, [0, 1], seed=3, repeats=4)
+    assert again == r
+    assert spm.seen_gap(tx, ty, sx, sy, gx, gy, [0, 1], seed=4, repeats=4) != r
+
+
+def test_seen_gap_skips_small_classes_and_rejects_bad_inputs():
+    t, y2 = np.vstack([_two_points(-1.0), _two_points(5.0)]), np.array([0, 0, 1, 1])
+    s, sy = np.vstack([_two_points(1.0), [[5.0, 0.0]]]), np.array([0, 0, 1])  # class 1: 1 sample
+    g = np.vstack([_two_points(0.0), _two_points(5.0)])
+    r = spm.seen_gap(t, y2, s, sy, g, y2, [0, 1], seed=0)
+    assert r.skipped == [1] and list(r.per_class) == [0] and r.s_seen == 0.0
+    with pytest.raises(spm.InsufficientData, match="no seen class has >= 2"):
+        spm.seen_gap(t, y2, s, sy, g, y2, [1], seed=0)
+    bad = g.copy()
+    bad[1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"generated seen features: 1 row\(s\) with NaN/Inf"):
+        spm.seen_gap(t, y2, s, sy, bad, y2, [0, 1], seed=0)
+    with pytest.raises(ValueError, match="no generated feature of seen class 1"):
+        spm.seen_gap(t, y2, s, sy, g[:2], y2[:2], [0, 1], seed=0)
+
+
+# --------------------------------------------------------------------------- s_unseen
+
+
+def test_transfer_gap_hand_made():
+    real = np.array([[0.0], [2.0]])
+    y0, y1 = np.zeros(2, dtype=np.int64), np.ones(2, dtype=np.int64)
+    # seen class 0 generated = real: E = -2 (unbiased, two points), spread 2 -> e = -1
+    # unseen class 1 generated at 10, 12: E = 16, spread 2 -> e = 8
+    r = spm.transfer_gap(real, y0, real, y0, real, y1, real + 10.0, y1, [0], [1])
+    assert (r.seen_term, r.unseen_term, r.s_unseen) == (-1.0, 8.0, 9.0)
+    assert r.per_class == {0: -1.0, 1: 8.0}
+    # Scale-free: every feature x 7 gives the same numbers.
+    r7 = spm.transfer_gap(7 * real, y0, 7 * real, y0, 7 * real, y1, 7 * (real + 10.0), y1, [0], [1])
+    assert r7.s_unseen == pytest.approx(9.0)
+
+
+def test_transfer_gap_skips_small_classes_and_rejects_bad_inputs():
+    real = np.array([[0.0], [2.0], [5.0]])
+    y = np.array([0, 0, 2])                                             # class 2: 1 real sample
+    gen, gy = np.array([[0.0], [2.0], [5.0], [6.0]]), np.array([0, 0, 2, 2])
+    u, uy = np.array([[0.0], [2.0]]), np.array([1, 1])
+    r = spm.transfer_gap(real, y, gen, gy, u, uy, u + 10.0, uy, [0, 2], [1])
+    assert r.skipped == [2] and r.seen_term == -1.0
+    with pytest.raises(spm.InsufficientData, match="no seen class has >= 3 real"):
+        spm.transfer_gap(real, y, gen, gy, u, uy, u, uy, [0], [1], min_real=3)
+    with pytest.raises(ValueError, match="1 generated feature.*unseen class 1"):
+        spm.transfer_gap(real, y, gen, gy, u, uy, u[:1], uy[:1], [0], [1])
+    with pytest.raises(ValueError, match=r"test-unseen features: 1 row\(s\) with NaN"):
+        spm.transfer_gap(real, y, gen, gy, np.array([[0.0], [np.inf]]), uy, u, uy, [0], [1])
+
+
+# --------------------------------------------------------------------------- companions
 
 
 def test_macro_mean_averages_class_means():
     values = np.array([1.0, 2.0, 3.0, 10.0])
     y = np.array([0, 0, 0, 5])
-    assert sp.macro_mean(values, y) == 6.0                       # (2 + 10) / 2, not 16 / 4
-    assert sp.macro_mean(values, y, classes=np.array([5])) == 10.0
+    assert comp.macro_mean(values, y) == 6.0                       # (2 + 10) / 2, not 16 / 4
+    assert comp.macro_mean(values, y, classes=np.array([5])) == 10.0
     with pytest.raises(ValueError, match="class 7 has no samples"):
-        sp.macro_mean(values, y, classes=np.array([0, 7]))
-
-
-def test_critic_spuriousness_formulas():
-    r = sp.critic_spuriousness(d_train=3.0, d_test_seen=2.0, d_gen_seen=1.0,
-                               d_gen_unseen=0.5, d_test_unseen=0.0)
-    assert (r.delta_adv, r.denominator, r.s_seen, r.s_unseen, r.normalised) == \
-        (1.0, 2.0, 0.5, 0.25, True)
-    # |.|: a critic that scores generated above real still gives a positive scale.
-    r = sp.critic_spuriousness(3.0, 2.0, 5.0, 0.5, 0.0)
-    assert (r.denominator, r.s_seen, r.s_unseen) == (2.0, 0.5, 0.25)
-    # Negative delta_adv: test-seen scored above train.
-    assert sp.critic_spuriousness(3.0, 4.0, 1.0, 0.0, 0.0).s_seen == -0.5
-
-
-def test_critic_spuriousness_small_denominator_is_flagged_unnormalised():
-    r = sp.critic_spuriousness(3.0, 2.0, 3.0005, 0.5, 0.0, min_denominator=1e-3)
-    assert not r.normalised
-    assert r.s_seen == r.delta_adv == 1.0 and r.s_unseen == 0.5
-    assert r.denominator == pytest.approx(5e-4)
+        comp.macro_mean(values, y, classes=np.array([0, 7]))
 
 
 def test_per_class_accuracy_is_macro():
     y = np.array([0, 0, 0, 0, 1])
     pred = np.array([0, 0, 0, 1, 0])
-    assert sp.per_class_accuracy(pred, y) == 0.375                # (3/4 + 0/1) / 2
+    assert comp.per_class_accuracy(pred, y) == 0.375                # (3/4 + 0/1) / 2
 
 
 def _threshold_fit(calls=None):
@@ -70,21 +173,21 @@ def test_acc_gap_seen():
     test_x = np.array([[0.0], [0.9], [0.9], [1.0]])
     test_y = np.array([0, 0, 1, 1])                                # class 0: 1/2, class 1: 2/2
     calls = []
-    gap = sp.acc_gap_seen(_threshold_fit(calls), np.zeros((2, 1)), np.array([0, 1]),
-                          train_x, train_y, test_x, test_y)
+    gap = comp.acc_gap_seen(_threshold_fit(calls), np.zeros((2, 1)), np.array([0, 1]),
+                            train_x, train_y, test_x, test_y)
     assert gap == 1.0 - 0.75
     assert calls[0].tolist() == [0, 1]                              # fitted on generated only
 
 
 def test_half_split_per_class():
     y = np.array([4, 4, 4, 4, 4, 9, 9, 9])
-    fit_idx, held = sp.half_split(y, seed=3)
+    fit_idx, held = comp.half_split(y, seed=3)
     assert np.bincount(y[fit_idx]).tolist()[4::5] == [2, 1]         # floor(5/2), floor(3/2)
     assert sorted(np.concatenate([fit_idx, held]).tolist()) == list(range(8))
-    again = sp.half_split(y, seed=3)
+    again = comp.half_split(y, seed=3)
     assert np.array_equal(again[0], fit_idx) and np.array_equal(again[1], held)
     with pytest.raises(ValueError, match="class 2 has 1 sample"):
-        sp.half_split(np.array([1, 1, 2]), seed=0)
+        comp.half_split(np.array([1, 1, 2]), seed=0)
 
 
 def test_acc_gap_unseen():
@@ -93,7 +196,7 @@ def test_acc_gap_unseen():
     test_x = np.array([[0.0], [0.9], [0.9], [0.9], [1.0], [1.0]])
     test_y = np.array([0, 0, 0, 0, 1, 1])                            # class 0: 1/4, class 1: 2/2
     calls = []
-    gap = sp.acc_gap_unseen(_threshold_fit(calls), gen_x, gen_y, test_x, test_y, seed=0)
+    gap = comp.acc_gap_unseen(_threshold_fit(calls), gen_x, gen_y, test_x, test_y, seed=0)
     assert gap == 1.0 - (0.25 + 1.0) / 2
     assert sorted(calls[0].tolist()) == [0, 0, 1, 1]                 # fitted on one half
 
@@ -106,123 +209,103 @@ def test_connectivity_hand_made():
     # class 0: to generated (0,2): 2, sqrt5, sqrt13 -> median sqrt5; nearest other real 1,1,2 -> 1
     # class 1: to generated: 0, 2 -> median 1; nearest other real 2, 2 -> 2
     expected = (math.sqrt(5) / 1 + 1 / 2) / 2
-    assert sp.connectivity(real_x, real_y, gen_x, gen_y) == pytest.approx(expected, rel=1e-12)
-    # A generator that reproduces the real points exactly is "connected" below 1.
-    assert sp.connectivity(real_x, real_y, real_x, real_y) == 0.0
+    assert comp.connectivity(real_x, real_y, gen_x, gen_y) == pytest.approx(expected, rel=1e-12)
+    assert comp.connectivity(real_x, real_y, real_x, real_y) == 0.0
     with pytest.raises(ValueError, match="class 0 has 3 real and 0 generated"):
-        sp.connectivity(real_x, real_y, gen_x[1:], gen_y[1:])
-
-
-# --------------------------------------------------------------------------- probe critic
-
-
-def _blobs(seed=0, n=60, dim=5):
-    """Two classes; generated features are the real ones shifted by 0.5 in a random direction."""
-    rng = np.random.default_rng(seed)
-    emb = np.eye(2, dtype=np.float32)
-    y = np.repeat([0, 1], n)
-    means = rng.normal(size=(2, dim))
-    shift = rng.normal(size=(2, dim))
-    shift *= 0.5 / np.linalg.norm(shift, axis=1, keepdims=True)
-    real = (rng.normal(size=(2 * n, dim)) * 0.1 + means[y]).astype(np.float32)
-    fake = (rng.normal(size=(2 * n, dim)) * 0.1 + means[y] + shift[y]).astype(np.float32)
-    return real, fake, y, emb
-
-
-def test_probe_critic_is_deterministic_and_separates_real_from_fake():
-    real, fake, y, emb = _blobs()
-    # N(0, 0.02) init + GP: the critic first grows its gradient in a random direction and
-    # only then turns to the data; 800 steps are enough here (15/15 seeds x data sets).
-    kw = dict(epochs=100, hidden=32, lr=5e-3, batch_size=16, seed=0)
-    d1 = sp.train_probe_critic(real, y, fake, y, emb, **kw)
-    d2 = sp.train_probe_critic(real, y, fake, y, emb, **kw)
-    s1, s2 = sp.critic_scores(d1, real, y, emb), sp.critic_scores(d2, real, y, emb)
-    assert np.array_equal(s1, s2)
-    s_fake = sp.critic_scores(d1, fake, y, emb)
-    for c in (0, 1):
-        assert s1[y == c].mean() > s_fake[y == c].mean()
-    assert not any(p.requires_grad for p in d1.parameters())          # frozen
-    with pytest.raises(ValueError, match=r"no generated sample for real class id\(s\) \[1\]"):
-        sp.train_probe_critic(real, y, fake[y == 0], y[y == 0], emb, **kw)
-
-
-def test_probe_fused_critic_step_matches_autograd(monkeypatch):
-    """The probe trains through losses.critic_pass_fused; the plain autograd critic pass
-    (trainloop.critic_pass, double backward) must give the same critic."""
-    from zerodiffpp.trainloop import critic_pass
-
-    real, fake, y, emb = _blobs()
-    kw = dict(epochs=3, hidden=16, lr=1e-3, batch_size=16, seed=0)
-    fused = sp.train_probe_critic(real, y, fake, y, emb, **kw)
-    monkeypatch.setattr(sp, "critic_pass_fused",
-                        lambda critic, cond_h, r, f, gen, slope:
-                        critic_pass(critic, cond_h, r, f, gen))
-    plain = sp.train_probe_critic(real, y, fake, y, emb, **kw)
-    np.testing.assert_allclose(sp.critic_scores(fused, fake, y, emb),
-                               sp.critic_scores(plain, fake, y, emb), rtol=1e-4, atol=1e-6)
+        comp.connectivity(real_x, real_y, gen_x[1:], gen_y[1:])
 
 
 def test_softmax_fit_maps_labels_back():
-    real, _, y, _ = _blobs()
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 30)
+    x = (rng.normal(size=(60, 4)) * 0.1 + 3 * y[:, None]).astype(np.float32)
     labels = np.where(y == 0, 3, 7)                                   # non-contiguous ids
-    predict = sp.softmax_fit(epochs=30, lr=1e-2, batch_size=32, seed=0)(real, labels)
-    assert np.array_equal(predict(real), labels)
+    predict = comp.softmax_fit(epochs=30, lr=1e-2, batch_size=32, seed=0)(x, labels)
+    assert np.array_equal(predict(x), labels)
+
+
+# --------------------------------------------------------------------------- delta_adv
+
+
+class _FirstCoordinate(torch.nn.Module):
+    """D(x, a) = x_0 + a_0 (hand-made critic)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, a):
+        return (x[:, :1] + a[:, :1]) + 0 * self.w
+
+
+def test_delta_adv_macro_hand_made():
+    emb = np.array([[0.0], [5.0]], dtype=np.float32)
+    tx = np.array([[1.0], [3.0], [0.0]], dtype=np.float32)
+    ty = np.array([0, 0, 1])
+    sx = np.array([[0.0], [1.0]], dtype=np.float32)
+    sy = np.array([0, 1])
+    # train: class 0 mean 2, class 1 mean 5 -> 3.5; test: class 0: 0, class 1: 6 -> 3.0
+    assert critic.delta_adv(_FirstCoordinate(), tx, ty, sx, sy, emb, [0, 1]) == 0.5
+
+
+def test_load_d_x0_rejects_non_dfg_checkpoints(tmp_path):
+    with pytest.raises(DataError, match="checkpoint not found"):
+        critic.load_d_x0(tmp_path, "cpu")
+    torch.save({"meta": {"stage": "DRG"}, "models": {}}, tmp_path / "model.pt")
+    with pytest.raises(DataError, match="not a DFG checkpoint"):
+        critic.load_d_x0(tmp_path, "cpu")
 
 
 # --------------------------------------------------------------------------- stage
 
 
-def _synthetic_prepared(strength: float, **kw):
-    data = synthetic.make(SyntheticConfig(spurious_strength=strength, **kw))
+def _synthetic_prepared(**kw):
+    data = synthetic.make(SyntheticConfig(**kw))
     return prepare(data, data.features, data.features, seen_fraction=1.0, seed=0,
                    embedding_norm="none")
 
 
-def _gaussian_generator(p, classes, n, rng, inflate):
-    """Per-class diagonal Gaussian fitted on the TRAIN features (it knows nothing else), with
-    its spread inflated by ``inflate`` (an imperfect, over-dispersed generator)."""
-    xs = []
-    for c in classes:
-        xc = p.train_x[p.train_y == c]
-        xs.append(xc.mean(0) + inflate * xc.std(0) * rng.normal(size=(n, xc.shape[1])))
-    return np.concatenate(xs).astype(np.float32), np.repeat(classes, n).astype(np.int64)
+def _ridge_generated(p, n, rng, inflate=1.0):
+    """Seen and unseen features from a ridge map class embedding -> feature (fitted on train)."""
+    a = np.hstack([p.class_emb[p.train_y], np.ones((len(p.train_y), 1))])
+    coef = np.linalg.lstsq(a, p.train_x, rcond=None)[0]
+    sd = inflate * (p.train_x - a @ coef).std(0)
 
+    def gen(classes):
+        y = np.repeat(classes, n).astype(np.int64)
+        x = np.hstack([p.class_emb[y], np.ones((len(y), 1))]) @ coef
+        return (x + sd * rng.normal(size=x.shape)).astype(np.float32), y
 
-def _unseen_generator(p, n, rng):
-    """Unseen features from a least-squares map class embedding -> seen class mean."""
-    means = np.stack([p.train_x[p.train_y == c].mean(0) for c in p.seen_classes])
-    w = np.linalg.lstsq(p.class_emb[p.seen_classes], means, rcond=None)[0]
-    sd = p.train_x.std(0)
-    x = np.concatenate([p.class_emb[c] @ w + sd * rng.normal(size=(n, p.x_dim))
-                        for c in p.unseen_classes])
-    return x.astype(np.float32), np.repeat(p.unseen_classes, n).astype(np.int64)
+    return (*gen(p.seen_classes), *gen(p.unseen_classes))
 
 
 @pytest.fixture(scope="module")
 def stage_inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("spurious")
-    p = _synthetic_prepared(1.0, per_class=40, feature_dim=16, attr_dim=6)
+    p = _synthetic_prepared(per_class=40, feature_dim=16, attr_dim=6, spurious_strength=1.0)
     p.save(root / "prepared" / "prepared.npz")
     rng = np.random.default_rng(0)
     for name, inflate in (("good", 1.0), ("wide", 3.0)):
-        sx, sy = _gaussian_generator(p, p.seen_classes, 12, rng, inflate)
-        ux, uy = _unseen_generator(p, 12, rng)
+        sx, sy, ux, uy = _ridge_generated(p, 12, rng, inflate)
         write_npz(root / f"{name}.npz", seen_x=sx, seen_y=sy, unseen_x=ux, unseen_y=uy)
     params = {"runtime": {"device": "cpu", "threads": 1, "progress": False},
               "train": {"seed": 0},
               "eval": {"classifier_epochs": 3, "classifier_batch": 64},
-              "spurious": {"probe_epochs": 2, "probe_hidden": 32, "probe_batch": 32,
-                           "syn_per_class": 10}}
+              "spurious": {"syn_per_class": 10, "subsample_repeats": 2}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return root, p
 
 
-def _run(root, *methods, out="out.json"):
-    argv = ["--params", str(root / "params.yaml"), "--prepared", str(root / "prepared"),
-            "--out", str(root / out)]
+def _run(root, *methods, out="out.json", prepared=None, extra=()):
+    argv = ["--params", str(root / "params.yaml"), "--prepared", str(prepared or root / "prepared"),
+            "--out", str(root / out), *extra]
     for m in methods:
         argv += ["--method", m]
     return stage.main(argv)
+
+
+KEYS = {"s_seen", "s_unseen", "nn_cost_train", "nn_cost_test", "energy_seen", "energy_unseen",
+        "classes_skipped", "delta_adv", "acc_gap_seen", "acc_gap_unseen", "connectivity"}
 
 
 def test_stage_writes_metrics_json_deterministically(stage_inputs):
@@ -234,23 +317,25 @@ def test_stage_writes_metrics_json_deterministically(stage_inputs):
     assert text == (root / "b.json").read_text()                      # deterministic on CPU
     result = json.loads(text)
     assert sorted(result) == ["f-vae_2", "good"]
-    keys = {"s_seen", "s_unseen", "delta_adv", "denom", "unnormalised", "acc_gap_seen",
-            "acc_gap_unseen", "connectivity"}
     for metrics in result.values():
-        assert set(metrics) == keys
-        assert metrics["unnormalised"] in (0, 1)
-        for k in keys - {"unnormalised"}:
-            assert metrics[k] is None or round(metrics[k], 4) == metrics[k]
-    # Same probe seed per method: a method's numbers do not depend on the others.
+        assert set(metrics) == KEYS
+        assert metrics["delta_adv"] is None                            # no --own-critic
+        assert metrics["classes_skipped"] == 0
+        # s_unseen = energy_unseen - energy_seen (each rounded to 4 decimals on its own)
+        assert abs(metrics["s_unseen"] - (metrics["energy_unseen"] - metrics["energy_seen"])) \
+            <= 1.5e-4
+        for k in KEYS - {"classes_skipped", "delta_adv"}:
+            assert round(metrics[k], 4) == metrics[k]
+    # The over-dispersed generator matches its classes worse, seen and unseen.
+    assert result["f-vae_2"]["energy_seen"] > result["good"]["energy_seen"]
+    # A method's numbers do not depend on the other methods.
     assert _run(root, f"good={root / 'good.npz'}", out="c.json") == 0
     assert json.loads((root / "c.json").read_text())["good"] == result["good"]
 
 
 def test_stage_truncates_to_syn_per_class(stage_inputs, tmp_path):
     root, p = stage_inputs
-    rng = np.random.default_rng(1)
-    sx, sy = _gaussian_generator(p, p.seen_classes, 10, rng, 1.0)
-    ux, uy = _unseen_generator(p, 10, rng)
+    sx, sy, ux, uy = _ridge_generated(p, 10, np.random.default_rng(1))
     write_npz(tmp_path / "exact.npz", seen_x=sx, seen_y=sy, unseen_x=ux, unseen_y=uy)
     pad = lambda x, y: (np.concatenate([x, x + 100]), np.concatenate([y, y]))  # noqa: E731
     write_npz(tmp_path / "padded.npz", **dict(zip(("seen_x", "seen_y"), pad(sx, sy))),
@@ -293,13 +378,58 @@ def test_stage_rejects_invalid_npz(stage_inputs, tmp_path, capsys, change, messa
     assert not (root / "bad.json").exists()                            # nothing written
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("x.y=a.npz", "may contain only letters"),
-    ("noequals", "expected NAME=PATH"),
+def _prepared_copy(p, tmp_path, **changes):
+    import dataclasses
+
+    q = dataclasses.replace(p, **changes)
+    q.save(tmp_path / "prep" / "prepared.npz")
+    return tmp_path / "prep"
+
+
+def test_stage_rejects_nan_real_features(stage_inputs, tmp_path, capsys):
+    root, p = stage_inputs
+    x = p.test_unseen_x.copy()
+    x[4, 1] = np.nan
+    prep = _prepared_copy(p, tmp_path, test_unseen_x=x)
+    assert _run(root, f"good={root / 'good.npz'}", prepared=prep, out="nan.json") == 2
+    err = capsys.readouterr().err
+    assert str(prep / "prepared.npz") in err and "'test_unseen_x' has 1 row(s) with NaN/Inf" in err
+
+
+def test_stage_small_classes_fallback_and_error(stage_inputs, tmp_path, capsys):
+    root, p = stage_inputs
+    seen = p.seen_classes
+    # Keep one test-seen sample of the first seen class: it is left out, with a warning.
+    rows = np.flatnonzero(p.test_seen_y == seen[0])
+    keep = np.setdiff1d(np.arange(len(p.test_seen_y)), rows[1:])
+    prep = _prepared_copy(p, tmp_path, test_seen_x=p.test_seen_x[keep],
+                          test_seen_c=p.test_seen_c[keep], test_seen_y=p.test_seen_y[keep])
+    assert _run(root, f"good={root / 'good.npz'}", prepared=prep, out="small.json") == 0
+    err = capsys.readouterr().err
+    assert f"class id(s) [{int(seen[0])}] have fewer than spurious.min_real_per_class=2" in err
+    assert json.loads((root / "small.json").read_text())["good"]["classes_skipped"] == 1
+    # With min_real_per_class above every class size: a DataError naming the file and the key.
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["spurious"]["min_real_per_class"] = 1000
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
+    assert stage.main(["--params", str(tmp_path / "p.yaml"), "--prepared", str(root / "prepared"),
+                       "--out", str(tmp_path / "x.json"), "--method",
+                       f"good={root / 'good.npz'}"]) == 2
+    err = capsys.readouterr().err
+    assert "prepared.npz: s_seen: no seen class has >= 1000" in err
+    assert "spurious.min_real_per_class=1000" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "x.y=a.npz"], "may contain only letters"),
+    (["--method", "noequals"], "expected NAME=PATH"),
+    (["--method", "a=a.npz", "--own-critic", "b=runs/dfg"], "--own-critic b: no --method"),
+    (["--method", "a=a.npz", "--own-critic", "a"], "expected NAME=DFG_DIR"),
 ])
-def test_stage_rejects_bad_method_names(stage_inputs, capsys, spec, message):
+def test_stage_rejects_bad_arguments(stage_inputs, capsys, args, message):
     root, _ = stage_inputs
-    assert _run(root, spec) == 2
+    assert stage.main(["--params", str(root / "params.yaml"), "--out", str(root / "z.json"),
+                       *args]) == 2
     assert message in capsys.readouterr().err
 
 
@@ -309,29 +439,26 @@ def test_stage_missing_file(stage_inputs, capsys):
     assert "nope.npz: file not found" in capsys.readouterr().err
 
 
-# --------------------------------------------------------------------------- validation
+def test_stage_own_critic_delta_adv(stage_inputs, tmp_path):
+    """--own-critic: delta_adv from the trained DFG's D_x0 (ZeroDiff's own critic), the same for
+    every method scored with that checkpoint; null for the others."""
+    from zerodiffpp.train_dfg import DFGTrainer
 
-
-def test_s_seen_rises_with_spurious_strength():
-    """METHOD.md 6.2 validation on the project's synthetic source: a nuisance tied to class in
-    seen TRAINVAL only (absent from test_seen).  The "method" is a per-class Gaussian fitted on
-    the train features (inherits the nuisance, over-dispersed x2), scored by the probe critic;
-    the data differ only by the knob (same random draws), so S_seen and delta_adv must rise."""
-    s_seen, delta = [], []
-    for strength in (0.0, 1.0, 3.0):
-        p = _synthetic_prepared(strength, per_class=200)
-        gx, gy = _gaussian_generator(p, p.seen_classes, 200, np.random.default_rng(1000), 2.0)
-        critic = sp.train_probe_critic(p.train_x, p.train_y, gx, gy, p.class_emb, epochs=40,
-                                       hidden=512, lr=1e-3, batch_size=64, seed=0)
-
-        def d(x, y):
-            return sp.macro_mean(sp.critic_scores(critic, x, y, p.class_emb), y)
-
-        r = sp.critic_spuriousness(d(p.train_x, p.train_y), d(p.test_seen_x, p.test_seen_y),
-                                   d(gx, gy), 0.0, 0.0)
-        assert r.normalised
-        s_seen.append(r.s_seen)
-        delta.append(r.delta_adv)
-    print("S_seen", np.round(s_seen, 4), "delta_adv", np.round(delta, 4))
-    assert s_seen[0] < s_seen[1] < s_seen[2], s_seen
-    assert delta[0] < delta[1] < delta[2], delta
+    root, p = stage_inputs
+    cfg = DFGConfig(epochs=1, batch_size=32, critic_steps=1, hidden_dim=16)
+    trainer = DFGTrainer(p, cfg, DiffusionConfig(), seed=0,
+                         runtime=RuntimeConfig(device="cpu", threads=1, progress=False))
+    trainer.train(1)
+    trainer.save(tmp_path / "dfg" / "model.pt")
+    good = f"{root / 'good.npz'}"
+    assert _run(root, f"zd={good}", f"zd_tta={good}", f"other={good}", out="own.json",
+                extra=["--own-critic", f"zd={tmp_path / 'dfg'}",
+                       "--own-critic", f"zd_tta={tmp_path / 'dfg'}"]) == 0
+    result = json.loads((root / "own.json").read_text())
+    d_x0 = critic.load_d_x0(tmp_path / "dfg", "cpu")
+    expected = critic.delta_adv(d_x0, p.train_x, p.train_y, p.test_seen_x, p.test_seen_y,
+                                p.class_emb, p.seen_classes)
+    assert result["zd"]["delta_adv"] == result["zd_tta"]["delta_adv"] == round(expected, 4)
+    assert result["other"]["delta_adv"] is None
+    assert {k: v for k, v in result["zd"].items() if k != "delta_adv"} == \
+        {k: v for k, v in result["other"].items() if k != "delta_adv"}

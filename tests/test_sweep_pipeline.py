@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 SWEEP_TINY = {
     "data": {"dataset": "synthetic"},
     "baselines": {"epochs": 1, "hidden_dim": 32, "critic_steps": 2, "batch_size": 128},
-    "spurious": {"probe_epochs": 1, "probe_hidden": 16, "syn_per_class": 20},
+    "spurious": {"syn_per_class": 20},
     "tta": {"rounds": 1, "epochs": 1},
 }
 

@@ -58,6 +58,8 @@ class SyntheticConfig:
     noise: float = opt(0.5, ge=0.0, doc="within-class feature noise std")
     spurious_strength: float = opt(
         0.0, ge=0.0, doc="size of a nuisance direction tied to class in seen TRAIN data only")
+    unseen_shift: float = opt(
+        0.0, ge=0.0, doc="size of a factor that moves unseen classes only (never varies on seen)")
     seed: int = opt(0, ge=0)
 
     def __post_init__(self):
@@ -261,14 +263,13 @@ class DiffGenConfig:
 
 @dataclass(frozen=True)
 class SpuriousConfig:
-    """The two spuriousness metrics, METHOD.md 6.2 [PROPOSAL]."""
+    """The two spuriousness metrics, METHOD.md 6.2 [PROPOSAL] (docs/spuriousness.md)."""
 
-    probe_epochs: int = opt(20, ge=1, doc="epochs of the method-agnostic probe critic")
-    probe_hidden: int = opt(512, ge=4)
-    probe_lr: float = opt(1e-3, gt=0.0)
-    probe_batch: int = opt(64, ge=2)
-    syn_per_class: int = opt(200, ge=2, doc="generated features per class scored by the critic")
-    min_denominator: float = opt(1e-3, gt=0.0)
+    syn_per_class: int = opt(200, ge=2, doc="generated features per class that are scored")
+    subsample_repeats: int = opt(
+        5, ge=1, doc="seeded equal-size draws of train / test-seen samples averaged in s_seen")
+    min_real_per_class: int = opt(
+        2, ge=2, doc="classes with fewer real samples are left out of s_seen / s_unseen (warned)")
 
 
 @dataclass(frozen=True)

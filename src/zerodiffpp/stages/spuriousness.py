@@ -1,23 +1,26 @@
 """Spuriousness metrics of generated features, METHOD.md 6.2 [PROPOSAL] (docs/spuriousness.md).
 
 ``python -m zerodiffpp.stages.spuriousness [--params params.yaml] [--prepared runs/prepared]
---method NAME=PATH/generated.npz [--method ...] [--out metrics/spuriousness.json]``
+--method NAME=PATH/generated.npz [--method ...] [--own-critic NAME=DFG_DIR ...]
+[--out metrics/spuriousness.json]``
 
 Reads ``runtime``, ``train`` (seed), ``eval`` (classifier schedule of the accuracy gaps) and
 ``spurious``.  Each ``generated.npz`` holds ``seen_x, seen_y, unseen_x, unseen_y`` (float32
 features, 0-based class ids, every seen and unseen class).  At most ``spurious.syn_per_class``
-features per class are used (the first ones of each class).  For every method a fresh probe
-critic is trained with the same seed (``train.seed``), so methods are scored "in the same way".
+features per class are used (the first ones of each class).  ``--own-critic NAME=DIR`` adds
+ZeroDiff's delta_adv for method NAME, from the D_x0 of the DFG checkpoint ``DIR/model.pt``.
 
-Output (one JSON, written atomically, 4 decimals; a non-finite value is written as null)::
+Output (one JSON, written atomically, 4 decimals; a non-finite value and a metric a method
+does not have are written as null)::
 
-    {"<method>": {"s_seen": .., "s_unseen": .., "delta_adv": .., "denom": ..,
-                  "unnormalised": 0|1, "acc_gap_seen": .., "acc_gap_unseen": ..,
-                  "connectivity": ..}}
+    {"<method>": {"s_seen": .., "s_unseen": ..,                       # the two metrics
+                  "nn_cost_train": .., "nn_cost_test": ..,             # terms of s_seen
+                  "energy_seen": .., "energy_unseen": ..,              # terms of s_unseen
+                  "classes_skipped": n,                                # fallback, see docs
+                  "delta_adv": ..|null,                                # ZeroDiff's own critic
+                  "acc_gap_seen": .., "acc_gap_unseen": .., "connectivity": ..}}
 
-``unnormalised`` = 1 when the probe's real-vs-generated gap ``denom`` is below
-``spurious.min_denominator``; s_seen / s_unseen are then the raw critic gaps.  Accuracy gaps
-are fractions (0..1 scale), not percent.
+Accuracy gaps are fractions (0..1 scale), not percent.
 """
 from __future__ import annotations
 
@@ -31,10 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import runtime
-from .. import spuriousness as sp
 from ..config import Config, ConfigError, load_config
 from ..data.prepared import PreparedData
 from ..io import DataError, read_npz, write_json
+from ..spurious import companions, critic
+from ..spurious import metrics as spm
 from .common import run_stage, stage_parser
 
 KEYS = ("seen_x", "seen_y", "unseen_x", "unseen_y")
@@ -50,20 +54,25 @@ class Generated:
     unseen_y: np.ndarray
 
 
-def parse_methods(specs: list[str]) -> list[tuple[str, Path]]:
+def parse_pairs(specs: list[str], flag: str, what: str) -> list[tuple[str, Path]]:
     """``NAME=PATH`` pairs; names become JSON keys, so no dots (dvc metrics flattens on '.')."""
-    methods, seen = [], set()
+    pairs, seen = [], set()
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep or not path:
-            raise ConfigError(f"--method {spec!r}: expected NAME=PATH/generated.npz")
+            raise ConfigError(f"{flag} {spec!r}: expected NAME={what}")
         if not NAME_RE.match(name):
-            raise ConfigError(f"--method {spec!r}: name {name!r} may contain only letters, "
+            raise ConfigError(f"{flag} {spec!r}: name {name!r} may contain only letters, "
                               "digits, '_' and '-' (it becomes a metrics key)")
         if name in seen:
-            raise ConfigError(f"--method {name}: given twice")
+            raise ConfigError(f"{flag} {name}: given twice")
         seen.add(name)
-        methods.append((name, Path(path)))
+        pairs.append((name, Path(path)))
+    return pairs
+
+
+def parse_methods(specs: list[str]) -> list[tuple[str, Path]]:
+    methods = parse_pairs(specs, "--method", "PATH/generated.npz")
     if not methods:
         raise ConfigError("no --method NAME=PATH given")
     return methods
@@ -107,44 +116,48 @@ def load_generated(path: Path, data: PreparedData, per_class: int) -> Generated:
     return Generated(sx, sy, ux, uy)
 
 
-def evaluate_method(data: PreparedData, gen: Generated, cfg: Config, device) -> dict:
-    """All metrics of one method (METHOD.md 6.2) as a dict of floats."""
+def check_prepared(path: Path, data: PreparedData) -> None:
+    """Real features must be finite: a NaN would silently turn every distance into NaN."""
+    for key in ("train_x", "test_seen_x", "test_unseen_x"):
+        x = getattr(data, key)
+        if not np.all(np.isfinite(x)):
+            bad = np.flatnonzero(~np.all(np.isfinite(x), axis=1))
+            raise DataError(f"{path}: key '{key}' has {bad.size} row(s) with NaN/Inf (first "
+                            f"rows {bad[:5].tolist()}); rerun the prepare stage")
+
+
+def evaluate_method(data: PreparedData, gen: Generated, cfg: Config, device,
+                    d_x0=None) -> tuple[dict, list[int]]:
+    """All metrics of one method (METHOD.md 6.2) and the class ids left out for too few real
+    samples."""
     seed, spc = cfg.train.seed, cfg.spurious
-    critic = sp.train_probe_critic(
-        data.train_x, data.train_y, gen.seen_x, gen.seen_y, data.class_emb,
-        epochs=spc.probe_epochs, hidden=spc.probe_hidden, lr=spc.probe_lr,
-        batch_size=spc.probe_batch, seed=seed, device=device)
-
-    # Seen terms over the seen classes that have test-seen samples (all, on GBU splits).
-    seen = np.intersect1d(data.seen_classes, data.test_seen_y)
-    if seen.size == 0:
-        raise DataError("prepared data: no seen class has test_seen samples")
-    unseen = data.unseen_classes
-
-    def mean_d(x, y, classes):
-        mask = np.isin(y, classes)
-        return sp.macro_mean(sp.critic_scores(critic, x[mask], y[mask], data.class_emb),
-                             y[mask], classes)
-
-    crit = sp.critic_spuriousness(
-        d_train=mean_d(data.train_x, data.train_y, seen),
-        d_test_seen=mean_d(data.test_seen_x, data.test_seen_y, seen),
-        d_gen_seen=mean_d(gen.seen_x, gen.seen_y, seen),
-        d_gen_unseen=mean_d(gen.unseen_x, gen.unseen_y, unseen),
-        d_test_unseen=mean_d(data.test_unseen_x, data.test_unseen_y, unseen),
-        min_denominator=spc.min_denominator)
-
-    fit = sp.softmax_fit(epochs=cfg.eval.classifier_epochs, lr=cfg.eval.classifier_lr,
-                         batch_size=cfg.eval.classifier_batch, seed=seed, device=device)
-    gap_seen = sp.acc_gap_seen(fit, gen.seen_x, gen.seen_y, data.train_x, data.train_y,
-                               data.test_seen_x, data.test_seen_y)
-    gap_unseen = sp.acc_gap_unseen(fit, gen.unseen_x, gen.unseen_y, data.test_unseen_x,
-                                   data.test_unseen_y, seed)
-    conn = sp.connectivity(data.test_unseen_x, data.test_unseen_y, gen.unseen_x, gen.unseen_y,
-                           unseen)
-    return {"s_seen": crit.s_seen, "s_unseen": crit.s_unseen, "delta_adv": crit.delta_adv,
-            "denom": crit.denominator, "unnormalised": int(not crit.normalised),
-            "acc_gap_seen": gap_seen, "acc_gap_unseen": gap_unseen, "connectivity": conn}
+    seen, unseen = data.seen_classes, data.unseen_classes
+    gap = spm.seen_gap(data.train_x, data.train_y, data.test_seen_x, data.test_seen_y,
+                       gen.seen_x, gen.seen_y, seen, seed=seed, repeats=spc.subsample_repeats,
+                       min_real=spc.min_real_per_class)
+    transfer = spm.transfer_gap(data.test_seen_x, data.test_seen_y, gen.seen_x, gen.seen_y,
+                                data.test_unseen_x, data.test_unseen_y, gen.unseen_x, gen.unseen_y,
+                                seen, unseen, min_real=spc.min_real_per_class)
+    skipped = sorted(set(gap.skipped) | set(transfer.skipped))
+    delta = math.nan
+    if d_x0 is not None:
+        scored = np.intersect1d(seen, data.test_seen_y)
+        delta = critic.delta_adv(d_x0, data.train_x, data.train_y, data.test_seen_x,
+                                 data.test_seen_y, data.class_emb, scored)
+    fit = companions.softmax_fit(epochs=cfg.eval.classifier_epochs, lr=cfg.eval.classifier_lr,
+                                 batch_size=cfg.eval.classifier_batch, seed=seed, device=device)
+    gap_seen = companions.acc_gap_seen(fit, gen.seen_x, gen.seen_y, data.train_x, data.train_y,
+                                       data.test_seen_x, data.test_seen_y)
+    gap_unseen = companions.acc_gap_unseen(fit, gen.unseen_x, gen.unseen_y, data.test_unseen_x,
+                                           data.test_unseen_y, seed)
+    conn = companions.connectivity(data.test_unseen_x, data.test_unseen_y, gen.unseen_x,
+                                   gen.unseen_y, unseen)
+    return ({"s_seen": gap.s_seen, "s_unseen": transfer.s_unseen,
+             "nn_cost_train": gap.cost_train, "nn_cost_test": gap.cost_test,
+             "energy_seen": transfer.seen_term, "energy_unseen": transfer.unseen_term,
+             "classes_skipped": len(skipped), "delta_adv": delta,
+             "acc_gap_seen": gap_seen, "acc_gap_unseen": gap_unseen, "connectivity": conn},
+            skipped)
 
 
 def rounded(metrics: dict) -> dict:
@@ -163,27 +176,43 @@ def main(argv=None) -> None:
     parser.add_argument("--prepared", default="runs/prepared", help="prepare stage output dir")
     parser.add_argument("--method", action="append", default=[], metavar="NAME=PATH",
                         help="method name and its generated.npz (repeatable)")
+    parser.add_argument("--own-critic", action="append", default=[], metavar="NAME=DFG_DIR",
+                        help="delta_adv of method NAME from the D_x0 of DFG_DIR/model.pt "
+                             "(repeatable; ZeroDiff variants)")
     parser.add_argument("--out", default="metrics/spuriousness.json", help="metrics JSON")
     args = parser.parse_args(argv)
 
     methods = parse_methods(args.method)
+    own = dict(parse_pairs(args.own_critic, "--own-critic", "DFG_DIR"))
+    unknown = sorted(set(own) - {name for name, _ in methods})
+    if unknown:
+        raise ConfigError(f"--own-critic {unknown[0]}: no --method of that name")
     cfg = load_config(args.params, sections=("runtime", "train", "eval", "spurious"))
     device = runtime.setup(cfg.runtime, cfg.train.seed)
-    data = PreparedData.load(Path(args.prepared) / "prepared.npz")
-    # Validate every input before any training, so a bad path fails fast.
+    prepared = Path(args.prepared) / "prepared.npz"
+    data = PreparedData.load(prepared)
+    check_prepared(prepared, data)
+    # Validate every input before any work, so a bad path fails fast.
     generated = {name: load_generated(path, data, cfg.spurious.syn_per_class)
                  for name, path in methods}
+    critics = {name: critic.load_d_x0(path, device) for name, path in own.items()}
 
     results = {}
     for name, gen in generated.items():
         start = time.perf_counter()
-        metrics = rounded(evaluate_method(data, gen, cfg, device))
-        results[name] = metrics
-        flag = (" (unnormalised: denom < spurious.min_denominator)"
-                if metrics["unnormalised"] else "")
-        print(f"spuriousness {name}: S_seen {metrics['s_seen']}  S_unseen {metrics['s_unseen']}  "
+        try:
+            raw, skipped = evaluate_method(data, gen, cfg, device, critics.get(name))
+        except spm.InsufficientData as exc:
+            raise DataError(f"{prepared}: {exc} (spurious.min_real_per_class="
+                            f"{cfg.spurious.min_real_per_class})") from exc
+        if skipped:
+            print(f"warning: {prepared}: class id(s) {skipped[:10]} have fewer than "
+                  f"spurious.min_real_per_class={cfg.spurious.min_real_per_class} real samples "
+                  f"and are left out of {name}'s s_seen / s_unseen", file=sys.stderr)
+        metrics = results[name] = rounded(raw)
+        print(f"spuriousness {name}: s_seen {metrics['s_seen']}  s_unseen {metrics['s_unseen']}  "
               f"delta_adv {metrics['delta_adv']}  acc-gap seen {metrics['acc_gap_seen']} "
-              f"unseen {metrics['acc_gap_unseen']}  connectivity {metrics['connectivity']}{flag}"
+              f"unseen {metrics['acc_gap_unseen']}  connectivity {metrics['connectivity']}"
               f"  [{time.perf_counter() - start:.1f} s]")
     write_json(args.out, results)
 
