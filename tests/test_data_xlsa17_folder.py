@@ -108,6 +108,17 @@ def test_default_name_is_the_folder_name_and_the_report_reads_it(shared_data, tm
     monkeypatch.chdir(tmp_path)
     assert report.main(["--readme", str(readme), "--metrics", str(metrics)]) == 0
     assert "Dataset `my_benchmark`," in readme.read_text()
+    # ... and so do the figures' titles (stages.figures.dataset_info)
+    from zerodiffpp.stages.figures import dataset_info
+
+    name, class_names = dataset_info(tmp_path / "data" / "raw")
+    assert name == "my_benchmark" and class_names[0] == "class_001"
+    # without data/raw the report falls back to params.yaml's data.name
+    shutil.rmtree(tmp_path / "data")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
+        {"data": {"dataset": "xlsa17", "local_path": str(folder), "name": "from params"}}))
+    assert report.main(["--readme", str(readme), "--metrics", str(metrics)]) == 0
+    assert "Dataset `from params`," in readme.read_text()
 
 
 def test_folder_name_unusable_as_a_name_asks_for_data_name(shared_data, tmp_path):
@@ -212,9 +223,13 @@ def fake_benchmark(ds: str, folder: Path, seed: int = 0, layout=None,
         locs["train_loc"] = np.flatnonzero(tv & ~val) + 1
         locs["val_loc"] = np.flatnonzero(tv & val) + 1
     folder.mkdir(parents=True, exist_ok=True)
-    sio.savemat(folder / "res101.mat", {
-        "features": rng.random((2, labels.size), dtype=np.float32),
-        "labels": labels.reshape(-1, 1)})
+    res = {"features": rng.random((2, labels.size), dtype=np.float32),
+           "labels": labels.reshape(-1, 1)}
+    if ds == "FLO":       # the real FLO res101.mat also lists its images
+        res["image_files"] = np.empty((labels.size, 1), dtype=object)
+        for i in range(labels.size):
+            res["image_files"][i, 0] = f"jpg/image_{i + 1:05d}.jpg"
+    sio.savemat(folder / "res101.mat", res)
     sio.savemat(folder / "att_splits.mat", {
         "att": rng.random((lay.att_dim, lay.classes)),
         **{k: v.reshape(-1, 1) for k, v in locs.items()}})
@@ -265,7 +280,10 @@ def test_named_benchmark_download_local_zip_and_folder(ds, archive, tmp_path, ht
     write_raw(d3, tmp_path / "raw")
     meta = read_json(tmp_path / "raw" / "dataset.json")
     assert (meta["name"], meta["dataset"]) == (ds, ds)
-    assert np.array_equal(read_raw(tmp_path / "raw").val_loc, d.val_loc)
+    back = read_raw(tmp_path / "raw")
+    assert np.array_equal(back.val_loc, d.val_loc)
+    if ds == "FLO":
+        assert back.extra["image_files"][-1] == "jpg/image_08189.jpg"
 
 
 def test_flo_offline_message_names_its_archive(tmp_path, monkeypatch):
