@@ -212,13 +212,42 @@ class EvalConfig:
     syn_per_class_by_fraction: dict[float, int] = opt(
         {}, doc="train.seen_fraction -> syn_per_class at that fraction (the paper scales it, "
                 "METHOD.md 1.2); fractions not listed use syn_per_class")
-    classifier_epochs: int = opt(25, ge=1)
+    classifier_epochs: int = opt(25, ge=1, doc="GZSL (and ZSL) classifier epochs under fixed")
     classifier_lr: float = opt(1e-3, gt=0.0)
     classifier_batch: int = opt(256, ge=1)
     variant: str = opt("VCS", choices=("V", "VS", "C", "VC", "VCS"), doc="classifier input")
     sampling: str = opt("one_step", choices=("one_step", "progressive"))
+    # --- protocol (docs/protocol.md): how the settings above are chosen
+    selection: str = opt(
+        "validation", choices=("validation", "fixed"),
+        doc="validation = choose epochs, calibration, syn_per_class, variant and the pseudo-label "
+            "threshold on validation classes (a class-disjoint split of the seen classes); "
+            "fixed = use the values of this section as they are")
+    calibration: float = opt(
+        0.0, doc="calibrated stacking (Chao et al. 2016): subtracted from the seen classes' "
+                 "log-probabilities in GZSL; used under fixed, chosen under validation")
+    zsl_epochs: int = opt(0, ge=0, doc="ZSL classifier epochs under fixed; 0 = classifier_epochs")
+    val_class_fraction: float = opt(
+        0.2, gt=0.0, lt=1.0, doc="share of seen classes held out as validation classes when the "
+                                 "dataset has no class-disjoint train_loc/val_loc split")
+    val_holdout: float = opt(0.2, gt=0.0, lt=1.0,
+                             doc="share of each train-class's samples held out as validation seen")
+    max_classifier_epochs: int = opt(50, ge=1, doc="epochs scanned by the validation round")
+    syn_per_class_candidates: list[int] = opt(
+        [], doc="syn_per_class values scanned by the validation round ([] = syn_per_class only)")
+    variant_candidates: list[str] = opt(
+        ["V", "VS", "C", "VC", "VCS"], doc="classifier inputs scanned by the validation round")
 
     def __post_init__(self):
+        for i, v in enumerate(self.variant_candidates):
+            if v not in ("V", "VS", "C", "VC", "VCS"):
+                raise ConfigError(f"eval.variant_candidates[{i}]={v!r}: must be one of "
+                                  "V, VS, C, VC, VCS")
+        if not self.variant_candidates:
+            raise ConfigError("eval.variant_candidates: must list at least one variant")
+        for i, n in enumerate(self.syn_per_class_candidates):
+            if n < 1:
+                raise ConfigError(f"eval.syn_per_class_candidates[{i}]={n!r}: must be >= 1")
         for fraction, n in self.syn_per_class_by_fraction.items():
             path = f"eval.syn_per_class_by_fraction[{fraction!r}]"
             if not 0.0 < fraction <= 1.0:
@@ -238,7 +267,10 @@ class EvalConfig:
 class TTAConfig:
     """DiffTTA, METHOD.md 6.3 [PROPOSAL]."""
 
-    confidence: float = opt(0.5, ge=0.0, le=1.0, doc="pseudo-label threshold tau on p(y|x)")
+    confidence: float = opt(0.5, ge=0.0, le=1.0, doc="pseudo-label threshold tau on p(y|x) "
+                                                     "(fixed; chosen under eval.selection=validation)")
+    confidence_candidates: list[float] = opt(
+        [0.3, 0.5, 0.7, 0.9], doc="thresholds scanned by the validation round")
     keep_fraction: float = opt(0.5, gt=0.0, le=1.0, doc="top-q most confident kept per class")
     min_per_class: int = opt(5, ge=0, doc="keep at least this many per class when available")
     rounds: int = opt(2, ge=0)
@@ -248,6 +280,13 @@ class TTAConfig:
     adv_scale: float = opt(0.1, ge=0.0, doc="gamma_adv in TTA = adv_scale * dfg.gamma_adv")
     anchor_weight: float = opt(1e-3, ge=0.0, doc="L2-SP pull to the pre-adaptation weights")
     replay: bool = opt(True, doc="add the same loss on real seen-train batches")
+
+    def __post_init__(self):
+        if not self.confidence_candidates:
+            raise ConfigError("tta.confidence_candidates: must list at least one threshold")
+        for i, v in enumerate(self.confidence_candidates):
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"tta.confidence_candidates[{i}]={v!r}: must be in [0, 1]")
 
 
 @dataclass(frozen=True)

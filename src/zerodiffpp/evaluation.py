@@ -31,6 +31,7 @@ from . import metrics
 from .classifier import SoftmaxClassifier, log_probs, predict, train_classifier
 from .config import EvalConfig
 from .io import DataError
+from .protocol.calibration import calibrate, seen_mask
 
 VARIANTS = ("V", "VS", "C", "VC", "VCS")
 BLOCK_ORDER = ("V", "S", "C")
@@ -147,19 +148,30 @@ def _weights(w, n: int, what: str):
 
 @dataclass
 class ProtocolRun:
-    """One trained classifier: its classes (original 0-based ids, sorted) and last-epoch model."""
+    """One trained classifier: its classes (original 0-based ids, sorted) and last-epoch model.
+    ``calibration`` (gamma of calibrated stacking, docs/protocol.md) is subtracted from the
+    log-probabilities of ``seen`` classes before any prediction or confidence is read."""
 
     model: SoftmaxClassifier
     classes: np.ndarray
     monitor: list = field(default_factory=list)
+    calibration: float = 0.0
+    seen: Optional[np.ndarray] = None
 
     def predict(self, inputs: Inputs, variant: str) -> np.ndarray:
-        """Predicted original class ids."""
-        return self.classes[predict(self.model, select(inputs, variant)).cpu().numpy()]
+        """Predicted original class ids (after calibration)."""
+        return self.classes[self.log_probs(inputs, variant).argmax(dim=1).cpu().numpy()]
+
+    def raw_log_probs(self, inputs: Inputs, variant: str) -> torch.Tensor:
+        """(n, len(classes)) log-probabilities before calibration, columns as ``classes``."""
+        return log_probs(self.model, select(inputs, variant))
 
     def log_probs(self, inputs: Inputs, variant: str) -> torch.Tensor:
-        """(n, len(classes)) log-probabilities, columns ordered as ``classes``."""
-        return log_probs(self.model, select(inputs, variant))
+        """(n, len(classes)) calibrated log-probabilities (renormalised), columns as ``classes``."""
+        raw = self.raw_log_probs(inputs, variant)
+        if self.seen is None or self.calibration == 0.0:
+            return raw
+        return calibrate(raw, seen_mask(self.classes, self.seen), self.calibration)
 
 
 @dataclass
@@ -190,9 +202,15 @@ def _sub_generator(base: int, *tags) -> torch.Generator:
     return torch.Generator().manual_seed(seed % 2**63)
 
 
+def zsl_epochs(cfg: EvalConfig) -> int:
+    """Epochs of the ZSL classifier: ``eval.zsl_epochs``, 0 = the GZSL classifier's."""
+    return cfg.zsl_epochs or cfg.classifier_epochs
+
+
 def _train(inputs: Inputs, y: torch.Tensor, n_classes: int, variant: str, cfg: EvalConfig,
-           generator: torch.Generator, weights, monitor, progress):
-    return train_classifier(select(inputs, variant), y, n_classes, epochs=cfg.classifier_epochs,
+           generator: torch.Generator, weights, monitor, progress, epochs: Optional[int] = None):
+    return train_classifier(select(inputs, variant), y, n_classes,
+                            epochs=epochs or cfg.classifier_epochs,
                             lr=cfg.classifier_lr, batch_size=cfg.classifier_batch,
                             generator=generator, weights=weights, monitor=monitor, progress=progress)
 
@@ -251,7 +269,7 @@ def evaluate_variants(train: Inputs, train_y, syn: Inputs, syn_y, test_seen: Inp
                                        run.predict(test_unseen, v), seen, unseen)
         g = _train(gzsl_inputs, y_gzsl, len(all_classes), variant, cfg, _sub_generator(base, vi, 0),
                    w_gzsl, gzsl_scores if best_of_test else None, progress)
-        gzsl_run = ProtocolRun(g.model, all_classes, g.monitor)
+        gzsl_run = ProtocolRun(g.model, all_classes, g.monitor, cfg.calibration, seen)
         pred_s, pred_u = gzsl_run.predict(test_seen, variant), gzsl_run.predict(test_unseen, variant)
         gz = metrics.gzsl_scores(ts_y, pred_s, tu_y, pred_u, seen, unseen)
 
@@ -259,7 +277,7 @@ def evaluate_variants(train: Inputs, train_y, syn: Inputs, syn_y, test_seen: Inp
         def zsl_score(model, v=variant):
             return metrics.zsl_t1(tu_y, ProtocolRun(model, unseen).predict(test_unseen, v), unseen)
         z = _train(syn, y_zsl, len(unseen), variant, cfg, _sub_generator(base, vi, 1),
-                   w_syn, zsl_score if best_of_test else None, progress)
+                   w_syn, zsl_score if best_of_test else None, progress, zsl_epochs(cfg))
         zsl_run = ProtocolRun(z.model, unseen, z.monitor)
         pred_z = zsl_run.predict(test_unseen, variant)
         t1 = metrics.zsl_t1(tu_y, pred_z, unseen)

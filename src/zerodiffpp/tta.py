@@ -287,7 +287,8 @@ class GZSLLabeller:
                                epochs=self.cfg.classifier_epochs, lr=self.cfg.classifier_lr,
                                batch_size=self.cfg.classifier_batch,
                                generator=torch.Generator().manual_seed(self.clf_seed))
-        return ProtocolRun(res.model, self.classes)
+        # calibrated like the final classifier (docs/protocol.md): pseudo-labels read p after it
+        return ProtocolRun(res.model, self.classes, calibration=self.cfg.calibration, seen=self.seen)
 
     def __call__(self, models) -> torch.Tensor:
         return self.fit(models).log_probs(self.pool_blocks, self.cfg.variant).exp()

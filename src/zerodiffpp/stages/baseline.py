@@ -31,6 +31,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .. import runtime
@@ -38,6 +39,7 @@ from ..baselines import BASELINES, get_baseline
 from ..config import ConfigError, load_config
 from ..data.prepared import PreparedData
 from ..io import save_checkpoint, write_csv, write_json, write_npz
+from ..protocol.selection import resolve
 from ..seeds import TAG_CLF, TAG_SPURIOUS, TAG_SYN, derived_seed
 from .common import atomic_dir, run_stage, stage_parser
 
@@ -55,6 +57,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="per-epoch history CSV (default plots/history/<method>.csv)")
     parser.add_argument("--best-of-test", action="store_true",
                         help="also report the leaky best-of-test numbers (diagnostic)")
+    parser.add_argument("--selection", default=None,
+                        help="the validation round's choice (metrics/selection/<method>.json); "
+                             "used when eval.selection=validation")
+    parser.add_argument("--select", default=None, metavar="OUT",
+                        help="validation round: --prepared is the validation view; train on its "
+                             "train-classes, choose the protocol settings, write them to OUT")
+    parser.add_argument("--select-details", default=None,
+                        help="with --select: every candidate's validation scores (JSON)")
     args = parser.parse_args(argv)
     args.out = args.out or f"runs/baselines/{args.method}"
     args.metrics = args.metrics or f"metrics/baselines/{args.method}.json"
@@ -67,11 +77,36 @@ def check_method(method: str) -> None:
         raise ConfigError(f"--method {method!r}: unknown baseline (known: {', '.join(BASELINES)})")
 
 
+def select_for_baseline(args, cfg, trainer, data, device) -> None:
+    """The validation round of a baseline: its generator was trained on the validation view's
+    train-classes; choose epochs, calibration and syn_per_class on its validation-classes."""
+    from ..evaluation import build_blocks
+    from ..protocol.selection import ValidationSets, read_split, select_settings, write_selection
+
+    def blocks(x):
+        return build_blocks(x, None, None, (VARIANT,), device)
+
+    sets = ValidationSets(blocks(data.train_x), data.train_y, blocks(data.test_seen_x),
+                          data.test_seen_y, blocks(data.test_unseen_x), data.test_unseen_y,
+                          data.seen_classes, data.unseen_classes)
+
+    def synthesise_val(n: int):
+        x, y = trainer.generate(data.unseen_classes, n, torch.Generator(device=device).manual_seed(
+            derived_seed(cfg.train.seed, TAG_SYN)))
+        return blocks(x), np.asarray(y)
+
+    sel = select_settings(args.method, sets, synthesise_val, cfg, cfg.train.seed, (VARIANT,),
+                          pseudo_labels=False, split=read_split(Path(args.prepared)))
+    write_selection(sel, args.select, args.select_details)
+
+
 @run_stage
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = load_config(args.params, sections=("runtime", "train", "eval", "baselines", "spurious"))
     check_method(args.method)
+    if args.select is None:
+        cfg = resolve(cfg, args.selection, args.method)
     device = runtime.setup(cfg.runtime, cfg.train.seed)
     data = PreparedData.load(Path(args.prepared) / "prepared.npz")
 
@@ -91,6 +126,12 @@ def main(argv=None) -> None:
     train_seconds = time.perf_counter() - start
 
     seed = cfg.train.seed
+    if args.select is not None:
+        select_for_baseline(args, cfg, trainer, data, device)
+        with atomic_dir(args.out) as out:
+            save_checkpoint(out / "model.pt", trainer.state_dict())
+        shutil.rmtree(resume.parent, ignore_errors=True)
+        return
     syn_x, syn_y = trainer.generate(
         data.unseen_classes, cfg.eval.syn_per_class,
         torch.Generator(device=device).manual_seed(derived_seed(seed, TAG_SYN)))

@@ -50,6 +50,7 @@ from ..data.prepared import PreparedData
 from ..evaluation import (build_blocks, concat_inputs, evaluate_protocols, metrics_json,
                           per_class_csv_frame)
 from ..io import write_csv, write_json, write_npz
+from ..protocol.selection import resolve
 from ..seeds import (TAG_CLF, TAG_DIFFGEN, TAG_MIX, TAG_SPURIOUS, TAG_SYN, TAG_TTA, TAG_TTA_CLF,
                      derived_seed)
 from .common import run_stage, stage_parser
@@ -80,8 +81,11 @@ class Context:
     def gen(self, tag: int) -> torch.Generator:
         return torch.Generator().manual_seed(derived_seed(self.seed, tag))
 
+    variants: tuple = ()
+
     def blocks_of(self, x, c):
-        return build_blocks(x, c, self.models.Dec, (self.cfg.eval.variant,), self.device)
+        return build_blocks(x, c, self.models.Dec, self.variants or (self.cfg.eval.variant,),
+                            self.device)
 
     def build_real_blocks(self) -> None:
         """Classifier inputs of the real train / test-seen / test-unseen sets, built once."""
@@ -173,7 +177,11 @@ def run_transductive(ctx: Context, methods, syn0, f0, results: dict, generated: 
 
     def describe(pseudo):
         prec = round(float(np.mean(pool_y[pseudo.index] == pseudo.y)), 4) if len(pseudo) else None
-        return {"n": len(pseudo), "per_class": pseudo.counts(), "precision": prec}
+        un = pseudo.restrict(data.unseen_classes)
+        un_prec = round(float(np.mean(pool_y[un.index] == un.y)), 4) if len(un) else None
+        return {"n": len(pseudo), "per_class": pseudo.counts(), "precision": prec,
+                "unseen": {"n": len(un), "per_class": round(len(un) / len(data.unseen_classes), 2),
+                           "precision": un_prec}}
 
     probs0 = f0.log_probs(pool_blocks, variant).exp()
     pseudo0 = select_pseudo_labels(probs0, f0.classes, cfg.tta)
@@ -218,19 +226,58 @@ def run_transductive(ctx: Context, methods, syn0, f0, results: dict, generated: 
         timings[name] = time.perf_counter() - t
 
 
+PSEUDO_SOURCE = {"zerodiff_tta": "pseudo_tta", "zerodiff_diffgen": "pseudo_f0",
+                 "zerodiffpp": "pseudo_tta"}
+
+
+def method_metrics(name: str, result, diag: dict) -> dict:
+    """Metrics of one method; the transductive ones add their unseen pseudo-labels (mean count
+    per unseen class and precision -- test labels used for this diagnostic only)."""
+    out = metrics_json(result)
+    src = diag.get(PSEUDO_SOURCE.get(name, ""), {}).get("unseen")
+    if src is not None:
+        prec = src["precision"]
+        out["pseudo"] = {"per_class": src["per_class"],
+                         "precision": None if prec is None else round(100.0 * prec, 2)}
+    return out
+
+
 def write_outputs(args, ctx: Context, methods, results, generated, diag) -> None:
     eval_dir = Path(args.eval_dir)
     for name, (gen_models, dg_s, dg_u) in generated.items():
         write_generated(ctx, eval_dir / name / "generated.npz", gen_models, dg_s, dg_u)
     if diag:
         write_json(eval_dir / "zerodiffpp.json", diag)   # no timings: reruns are byte-identical
-    write_json(args.metrics, {name: metrics_json(results[name]) for name in methods})
+    write_json(args.metrics, {name: method_metrics(name, results[name], diag) for name in methods})
     frames = []
     for name in methods:
         f = per_class_csv_frame(results[name])
         f.insert(0, "method", name)
         frames.append(f)
     write_csv(args.per_class, pd.concat(frames, ignore_index=True))
+
+
+def run_selection(args, ctx: Context) -> None:
+    """The validation round for ZeroDiff (zerodiffpp.protocol.selection): ``ctx.data`` is the
+    validation view, ``ctx.models`` were trained on its train-classes only."""
+    from ..protocol.selection import ValidationSets, read_split, select_settings, write_selection
+
+    cfg, d = ctx.cfg, ctx.data
+    ctx.variants = tuple(cfg.eval.variant_candidates)
+    ctx.build_real_blocks()
+    b = ctx.blocks
+    sets = ValidationSets(b["train"], np.asarray(d.train_y), b["test_seen"],
+                          np.asarray(d.test_seen_y), b["test_unseen"], np.asarray(d.test_unseen_y),
+                          np.asarray(d.seen_classes), np.asarray(d.unseen_classes))
+
+    def synthesise_val(n: int):
+        x, c, y = synthesise(ctx, ctx.models, d.unseen_classes, n, ctx.gen(TAG_SYN))
+        return ctx.blocks_of(x, c), y.numpy()
+
+    split = read_split(Path(args.prepared))
+    sel = select_settings(METHOD_KEY, sets, synthesise_val, cfg, ctx.seed, ctx.variants,
+                          pseudo_labels=True, split=split)
+    write_selection(sel, args.select, args.select_details)
 
 
 @run_stage
@@ -247,10 +294,20 @@ def main(argv=None) -> None:
                         help=f"comma-separated subset of {', '.join(METHODS)}")
     parser.add_argument("--best-of-test", action="store_true",
                         help="also report the leaky best-of-test numbers (diagnostic)")
+    parser.add_argument("--selection", default=None,
+                        help="the validation round's choice (metrics/selection/zerodiff.json); "
+                             "used when eval.selection=validation")
+    parser.add_argument("--select", default=None, metavar="OUT",
+                        help="validation round: --prepared/--drg/--dfg are the validation view "
+                             "and its generators; choose the protocol settings, write them to OUT")
+    parser.add_argument("--select-details", default=None,
+                        help="with --select: every candidate's validation scores (JSON)")
     args = parser.parse_args(argv)
 
     methods = parse_methods(args.methods)
     cfg = load_config(args.params, sections=SECTIONS)
+    if args.select is None:
+        cfg = resolve(cfg, args.selection, METHOD_KEY)
     use_dg = "zerodiff_diffgen" in methods or "zerodiffpp" in methods
     if use_dg:
         from ..diffgen import validate_start_levels
@@ -272,6 +329,10 @@ def main(argv=None) -> None:
     ctx = Context(cfg, data, models, device,
                   torch.as_tensor(data.class_emb, dtype=torch.float32, device=device), {},
                   cfg.train.seed, bar, args.best_of_test)
+    if args.select is not None:
+        run_selection(args, ctx)
+        print(f"evaluate --select: {time.perf_counter() - t0:.1f} s -> {args.select}")
+        return
     ctx.build_real_blocks()
 
     # ZeroDiff (inductive); its GZSL classifier is f0 of the transductive methods.

@@ -1,0 +1,7 @@
+"""The validation-class protocol (docs/protocol.md): how every setting of the final evaluation
+is chosen without looking at test data.
+
+* :mod:`.split`        the validation view: seen classes -> train-classes + validation-classes
+* :mod:`.calibration`  calibrated stacking (seen-score offset), exact search over stored scores
+* :mod:`.selection`    the validation round's scan and choice, and applying it to a Config
+"""

@@ -1,0 +1,277 @@
+"""The validation round's choice of every protocol setting (docs/protocol.md "Selection").
+
+On the validation view (:mod:`.split`: train-classes play seen, validation-classes play unseen)
+a method's generator, trained on the train-classes only, synthesises the validation-classes.
+For every candidate (input variant x syn_per_class) ONE GZSL classifier is trained for
+``eval.max_classifier_epochs`` epochs; after every epoch its scores on the validation sets are
+summarised (:class:`.calibration.Decisions`), and the best calibration gamma of that epoch is
+found from those stored scores (no refit).  One ZSL classifier per candidate likewise gives the
+ZSL epoch.  The candidate, epoch and gamma with the highest validation H win; the pseudo-label
+threshold of DiffTTA / DiffGen is then chosen on the validation pool with the chosen, calibrated
+classifier.  Nothing here reads test data: the caller passes the validation view only.
+
+Cost: 2 classifier fits per candidate (GZSL + ZSL) of ``max_classifier_epochs`` epochs on the
+(smaller) validation sets, plus one refit of the chosen one; calibration is vectorised.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .. import metrics
+from ..classifier import log_probs, train_classifier
+from ..config import Config, ConfigError
+from ..evaluation import (Inputs, ProtocolRun, compact_labels, concat_inputs, select)
+from ..io import DataError, read_json, write_json
+from .calibration import best_gamma, decisions
+
+SELECTION_VERSION = 1
+
+
+@dataclass
+class ValidationSets:
+    """Classifier inputs of the validation view (blocks for every candidate variant)."""
+
+    train: Inputs
+    train_y: np.ndarray
+    val_seen: Inputs          # held-out train-class samples
+    val_seen_y: np.ndarray
+    val_unseen: Inputs        # validation-class samples
+    val_unseen_y: np.ndarray
+    seen: np.ndarray          # train-classes
+    unseen: np.ndarray        # validation-classes
+
+
+@dataclass
+class CandidateScore:
+    variant: str
+    syn_per_class: int
+    gzsl_epochs: int
+    calibration: float
+    u: float
+    s: float
+    h: float
+    h_uncalibrated: float     # same epoch, gamma = 0: what calibration adds
+    zsl_epochs: int
+    t1: float
+
+    def as_json(self) -> dict:
+        out = dataclasses.asdict(self)
+        for k in ("u", "s", "h", "h_uncalibrated", "t1"):
+            out[k] = round(100.0 * out[k], 2)
+        out["calibration"] = round(out["calibration"], 6)
+        return out
+
+
+@dataclass
+class Selection:
+    """What the validation round chose for one method; written as a metrics JSON."""
+
+    method: str
+    variant: str
+    syn_per_class: int
+    gzsl_epochs: int
+    zsl_epochs: int
+    calibration: float
+    tta_confidence: Optional[float] = None
+    val_pseudo: Optional[dict] = None          # validation pseudo-labels at the chosen threshold
+    split: dict = field(default_factory=dict)  # ClassSplit.as_json()
+    candidates: list = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        best = next(c for c in self.candidates if c["variant"] == self.variant
+                    and c["syn_per_class"] == self.syn_per_class)
+        chosen = {"variant": self.variant, "syn_per_class": self.syn_per_class,
+                  "gzsl_epochs": self.gzsl_epochs, "zsl_epochs": self.zsl_epochs,
+                  "calibration": round(self.calibration, 6)}
+        if self.tta_confidence is not None:
+            chosen["tta_confidence"] = self.tta_confidence
+        out = {"chosen": chosen,
+               "val": {k: best[k] for k in ("u", "s", "h", "h_uncalibrated", "t1")},
+               "split": {"source": self.split.get("source"),
+                         "n_train_classes": len(self.split.get("train_classes", [])),
+                         "n_val_classes": len(self.split.get("val_classes", []))},
+               "version": SELECTION_VERSION}
+        if self.val_pseudo is not None:
+            out["val_pseudo"] = self.val_pseudo
+        return out
+
+
+def load_selection(path) -> dict:
+    """The ``chosen`` block of a selection metrics file, checked."""
+    raw = read_json(path)
+    if not isinstance(raw, dict) or len(raw) != 1:
+        raise DataError(f"{path}: expected one method's selection ({{method: {{chosen, ...}}}})")
+    (_, body), = raw.items()
+    if not isinstance(body, dict) or body.get("version") != SELECTION_VERSION or "chosen" not in body:
+        raise DataError(f"{path}: not a selection file of version {SELECTION_VERSION}; rerun the "
+                        "validation round (dvc repro)")
+    chosen = body["chosen"]
+    for key in ("variant", "syn_per_class", "gzsl_epochs", "zsl_epochs", "calibration"):
+        if key not in chosen:
+            raise DataError(f"{path}: chosen.{key} missing")
+    return chosen
+
+
+def apply_selection(cfg: Config, chosen: dict) -> Config:
+    """``cfg`` with the validation round's choice in place of the fixed eval / tta values."""
+    ev = dataclasses.replace(cfg.eval, variant=chosen["variant"],
+                             syn_per_class=int(chosen["syn_per_class"]),
+                             classifier_epochs=int(chosen["gzsl_epochs"]),
+                             zsl_epochs=int(chosen["zsl_epochs"]),
+                             calibration=float(chosen["calibration"]))
+    tta = cfg.tta
+    if chosen.get("tta_confidence") is not None:
+        tta = dataclasses.replace(tta, confidence=float(chosen["tta_confidence"]))
+    return dataclasses.replace(cfg, eval=ev, tta=tta)
+
+
+def resolve(cfg: Config, selection_path, method: str) -> Config:
+    """The configuration the final round runs with: under ``eval.selection: validation`` the
+    choice in ``selection_path``; under ``fixed`` ``cfg`` as it is."""
+    if cfg.eval.selection == "fixed":
+        return cfg
+    if selection_path is None:
+        raise ConfigError(f"eval.selection=validation: {method} needs --selection "
+                          "(the validation round's output)")
+    return apply_selection(cfg, load_selection(selection_path))
+
+
+# --------------------------------------------------------------------------- scanning
+
+
+def _gen(seed: int, *tags) -> torch.Generator:
+    s = int(np.random.SeedSequence([seed % 2**63, *tags]).generate_state(1, np.uint64)[0])
+    return torch.Generator().manual_seed(s % 2**63)
+
+
+def scan_candidate(sets: ValidationSets, syn: Inputs, syn_y: np.ndarray, variant: str, n_syn: int,
+                   cfg: Config, seed: int) -> CandidateScore:
+    """One GZSL and one ZSL classifier for ``max_classifier_epochs`` epochs; best epoch and
+    calibration on the validation sets from the per-epoch stored scores."""
+    ev = cfg.eval
+    classes = np.union1d(sets.seen, sets.unseen)
+    gz_inputs = concat_inputs(sets.train, syn)
+    y_gz = torch.cat([compact_labels(sets.train_y, classes, "validation train labels"),
+                      compact_labels(syn_y, classes, "validation synthetic labels")])
+    evaluated = concat_inputs(sets.val_seen, sets.val_unseen)
+    eval_y = np.concatenate([sets.val_seen_y, sets.val_unseen_y])
+    eval_blocks = select(evaluated, variant)
+
+    def gzsl_monitor(model):
+        return decisions(log_probs(model, eval_blocks), classes, sets.seen, eval_y)
+
+    g = train_classifier(select(gz_inputs, variant), y_gz, len(classes),
+                         epochs=ev.max_classifier_epochs, lr=ev.classifier_lr,
+                         batch_size=ev.classifier_batch, generator=_gen(seed, 1, n_syn),
+                         monitor=gzsl_monitor)
+    per_epoch = [best_gamma(d, sets.seen, sets.unseen) for d in g.monitor]
+    e = int(np.argmax([p.h for p in per_epoch]))           # first best epoch
+    d = g.monitor[e]
+    plain = metrics.gzsl_scores(
+        sets.val_seen_y, d.predict(0.0)[:len(sets.val_seen_y)], sets.val_unseen_y,
+        d.predict(0.0)[len(sets.val_seen_y):], sets.seen, sets.unseen)
+
+    unseen_blocks = select(sets.val_unseen, variant)
+
+    def zsl_monitor(model):
+        pred = sets.unseen[log_probs(model, unseen_blocks).argmax(dim=1).cpu().numpy()]
+        return metrics.zsl_t1(sets.val_unseen_y, pred, sets.unseen)
+
+    z = train_classifier(select(syn, variant), compact_labels(syn_y, sets.unseen, "ZSL labels"),
+                         len(sets.unseen), epochs=ev.max_classifier_epochs, lr=ev.classifier_lr,
+                         batch_size=ev.classifier_batch, generator=_gen(seed, 2, n_syn),
+                         monitor=zsl_monitor)
+    ze = int(np.argmax(z.monitor))
+    best = per_epoch[e]
+    return CandidateScore(variant, n_syn, e + 1, best.gamma, best.u, best.s, best.h,
+                          plain["h"], ze + 1, float(z.monitor[ze]))
+
+
+def choose_threshold(run: ProtocolRun, sets: ValidationSets, variant: str, cfg: Config):
+    """DiffTTA / DiffGen pseudo-label threshold tau: the candidate whose unseen pseudo-labels on
+    the validation pool have the best F_0.5 (precision weighted twice as much as recall: a
+    wrong anchor costs more than a missing one).  Ties -> the higher threshold."""
+    from ..tta import select_pseudo_labels
+
+    pool = concat_inputs(sets.val_seen, sets.val_unseen)
+    pool_y = np.concatenate([sets.val_seen_y, sets.val_unseen_y])
+    probs = run.log_probs(pool, variant).exp()
+    n_unseen = len(sets.val_unseen_y)
+    best = None
+    for tau in sorted(cfg.tta.confidence_candidates, reverse=True):
+        pl = select_pseudo_labels(probs, run.classes, dataclasses.replace(cfg.tta, confidence=tau))
+        pl = pl.restrict(sets.unseen)
+        correct = int((pool_y[pl.index] == pl.y).sum()) if len(pl) else 0
+        prec = correct / len(pl) if len(pl) else 0.0
+        rec = correct / n_unseen
+        f = 1.25 * prec * rec / (0.25 * prec + rec) if correct else 0.0
+        row = {"tau": tau, "n": len(pl), "precision": round(prec, 4), "recall": round(rec, 4),
+               "f05": round(f, 4), "per_class": round(len(pl) / len(sets.unseen), 2)}
+        if best is None or f > best["f05"] + 1e-12:
+            best = row
+    return best
+
+
+def select_settings(method: str, sets: ValidationSets,
+                    synthesise: Callable[[int], tuple[Inputs, np.ndarray]], cfg: Config,
+                    seed: int, variants: Sequence[str], pseudo_labels: bool,
+                    split: dict, progress=None) -> Selection:
+    """Scan every candidate (variant x syn_per_class), keep the best by validation H (ties: the
+    earlier candidate), then choose the pseudo-label threshold when ``pseudo_labels``."""
+    counts = list(dict.fromkeys(cfg.eval.syn_per_class_candidates or [cfg.eval.syn_per_class]))
+    scores = []
+    items = [(n, v) for n in counts for v in variants]
+    for n, v in (items if progress is None else progress(items)):
+        syn, syn_y = synthesise(n)
+        scores.append(scan_candidate(sets, syn, syn_y, v, n, cfg, seed))
+    best = max(scores, key=lambda c: c.h)     # max keeps the first of equal values
+    sel = Selection(method, best.variant, best.syn_per_class, best.gzsl_epochs, best.zsl_epochs,
+                    best.calibration, split=split, candidates=[c.as_json() for c in scores])
+    if pseudo_labels:
+        syn, syn_y = synthesise(best.syn_per_class)
+        classes = np.union1d(sets.seen, sets.unseen)
+        y = torch.cat([compact_labels(sets.train_y, classes, "validation train labels"),
+                       compact_labels(syn_y, classes, "validation synthetic labels")])
+        ev = cfg.eval
+        # The same seed and data as the scan: the first gzsl_epochs epochs of that run.
+        g = train_classifier(select(concat_inputs(sets.train, syn), best.variant), y, len(classes),
+                             epochs=best.gzsl_epochs, lr=ev.classifier_lr,
+                             batch_size=ev.classifier_batch,
+                             generator=_gen(seed, 1, best.syn_per_class))
+        run = ProtocolRun(g.model, classes, calibration=best.calibration, seen=sets.seen)
+        pick = choose_threshold(run, sets, best.variant, cfg)
+        if pick is not None and pick["n"] > 0:
+            sel.tta_confidence = pick["tau"]
+        sel.val_pseudo = pick
+    return sel
+
+
+# --------------------------------------------------------------------------- files
+
+
+def read_split(prepared_dir) -> dict:
+    """``split.json`` of the validation_split stage beside the validation view."""
+    from pathlib import Path
+
+    path = Path(prepared_dir) / "split.json"
+    if not path.exists():
+        raise ConfigError(f"{path}: missing; --select needs the validation_split stage's output")
+    return read_json(path)
+
+
+def write_selection(sel: Selection, path, details_path=None) -> None:
+    """The choice as a metrics JSON ``{method: {chosen, val, split, ...}}`` (what ``dvc metrics
+    diff`` shows) and, optionally, every candidate's scores."""
+    body = sel.as_json()
+    write_json(path, {sel.method: body})
+    if details_path:
+        write_json(details_path, {"method": sel.method, "split": sel.split,
+                                  "candidates": sel.candidates, "val_pseudo": sel.val_pseudo})
+    c, v = body["chosen"], body["val"]
+    print(f"selection {sel.method}: {c}; on validation classes U {v['u']} S {v['s']} H {v['h']} "
+          f"(uncalibrated H {v['h_uncalibrated']}), ZSL T1 {v['t1']}")
