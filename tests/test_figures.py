@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from zerodiffpp import figures
 from zerodiffpp.data.prepared import PreparedData
@@ -113,3 +114,25 @@ def test_pca_is_deterministic_and_centred():
     assert np.allclose(b, a[:5])
     assert np.allclose(figures.pca_2d(-x + 0)[0], figures.pca_2d(-x)[0])
 
+
+
+def test_spuriousness_figure_states_the_direction_and_draws_zero(tmp_path, monkeypatch):
+    """Both metrics: "lower is better, 0 = none" on the axis, a y = 0 reference line, one line
+    per method, and the null value of fake_inputs left out of its mean."""
+    fake_inputs(tmp_path)
+    long = pd.read_csv(tmp_path / "sweep.csv")
+    seen = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: seen.append(fig) or path)
+    figures.spuriousness_vs_fraction(long, tmp_path / "s.png", "toy")
+    fig = seen[0]
+    for ax, metric in zip(fig.axes, ("s_seen", "s_unseen")):
+        assert metric in ax.get_ylabel() and "lower is better, 0 = none" in ax.get_ylabel()
+        flat = [ln for ln in ax.get_lines() if np.allclose(ln.get_ydata(), 0.0)]
+        assert len(flat) == 1                                          # the zero line
+        curves = [ln for ln in ax.get_lines() if ln not in flat]
+        assert [ln.get_label() for ln in curves] == ["ZeroDiff", "ZeroDiff++", "f-CLSWGAN"]
+    fcls = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "f-CLSWGAN"][0]
+    rows = long[(long.method == "fclswgan") & (long.metric == "s_seen") & (long.fraction == 0.1)]
+    assert rows["value"].isna().sum() == 1 and rows["value"].notna().sum() == 2
+    assert fcls.get_ydata()[0] == pytest.approx(rows["value"].dropna().mean())   # 10 %, no null
+    assert "on toy" in fig._suptitle.get_text()

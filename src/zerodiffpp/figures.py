@@ -2,7 +2,8 @@
 
 * :func:`h_vs_fraction`            GZSL H vs seen fraction per method: seed mean with a
                                    +-1 std band and the individual seeds as points.
-* :func:`spuriousness_vs_fraction` S_seen and S_unseen vs seen fraction, two panels.
+* :func:`spuriousness_vs_fraction` s_seen and s_unseen vs seen fraction, two panels
+                                   (lower is better, 0 = none; dashed zero line).
 * :func:`training_curves`          loss_D / loss_G per epoch of DRG, DFG and the baselines.
 * :func:`embedding`                2-D PCA of real test-unseen features against generated
                                    unseen features, without DiffGen (ZeroDiff) and with it
@@ -119,21 +120,35 @@ def h_vs_fraction(long, path: str | Path, dataset: str = "") -> Path:
     return _save(fig, path)
 
 
+# Axis labels of the two metrics (docs/spuriousness.md "Definitions"): both are 0 for a generator
+# without the defect, larger is worse, and either can be slightly negative.
+SPURIOUS_LABELS = {
+    "s_seen": ("seen spuriousness s_seen\n(generalisation gap; lower is better, 0 = none)",
+               "Seen classes: closer to training than to held-out samples"),
+    "s_unseen": ("unseen spuriousness s_unseen\n(transfer gap; lower is better, 0 = none)",
+                 "Unseen classes: worse match than on seen classes"),
+}
+
+
 def spuriousness_vs_fraction(long, path: str | Path, dataset: str = "") -> Path:
+    """s_seen and s_unseen (METHOD.md 6.2 [PROPOSAL], docs/spuriousness.md) vs seen fraction,
+    one panel each, with the 0 = "no spuriousness" reference line."""
     plt, _ = _plt()
     methods = _ordered(long["method"].unique())
     palette = _palette(methods)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharex=True)
-    _metric_vs_fraction(axes[0], long, "s_seen", methods, palette,
-                        "seen spuriousness S_seen (lower is better)", "Seen classes")
-    _metric_vs_fraction(axes[1], long, "s_unseen", methods, palette,
-                        "unseen spuriousness S_unseen (lower is better)", "Unseen classes")
+    n_seeds = long["seed"].nunique()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharex=True)
+    for ax, (metric, (ylabel, title)) in zip(axes, SPURIOUS_LABELS.items()):
+        _metric_vs_fraction(ax, long, metric, methods, palette, ylabel, title)
+        ax.axhline(0.0, color="0.3", lw=1.0, ls=(0, (4, 3)), zorder=0)
+        ax.title.set_fontsize(10)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, title="method", loc="center left", bbox_to_anchor=(1.0, 0.5),
                fontsize=8, title_fontsize=9)
     fig.suptitle("Spuriousness of generated features vs seen fraction"
-                 f"{' on ' + dataset if dataset else ''} (mean ± std over seeds; METHOD.md 6.2)",
-                 fontsize=11)
+                 f"{' on ' + dataset if dataset else ''} (line: mean over {n_seeds} "
+                 f"seed{'s' * (n_seeds != 1)}, band: ±1 std; dashed: 0 = none; "
+                 "docs/spuriousness.md)", fontsize=11)
     fig.tight_layout()
     return _save(fig, path)
 
