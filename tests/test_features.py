@@ -265,7 +265,9 @@ def test_stages_report_bad_inputs(tmp_path, capsys):
                                str(feats), "--out", str(tmp_path / "prep")])
     assert code == 2 and "ce_ce.mat" in capsys.readouterr().err
 
-    zd_params = _write_params(tmp_path / "zd.yaml", data={"feature_source": "zerodiff"})
+    # (a dataset that can have ZeroDiff's files: every stage validates the whole data section)
+    zd_params = _write_params(tmp_path / "zd.yaml",
+                              data={"dataset": "AWA2", "feature_source": "zerodiff"})
     code = features_stage.main(["--params", str(zd_params), "--raw", str(raw),
                                 "--out", str(tmp_path / "f2")])
     assert code == 2 and "not found" in capsys.readouterr().err
