@@ -201,7 +201,7 @@ def write_inputs(tmp_path):
     separable_data().save(tmp_path / "prepared" / "prepared.npz")
     params = {"runtime": {"threads": 1, "progress": False, "device": "cpu"},
               "baselines": {**dataclasses.asdict(TINY), "epochs": 1},
-              "eval": {"syn_per_class": 10, "classifier_epochs": 2},
+              "eval": {"syn_per_class": 10, "classifier_epochs": 2, "selection": "fixed"},
               "spurious": {"syn_per_class": 4}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
 

@@ -185,7 +185,8 @@ def stage_dir(tmp_path, monkeypatch):
     params = {"runtime": {"device": "cpu", "threads": 1, "progress": False},
               "train": {"seed": 3},
               "eval": {"syn_per_class": 30, "classifier_epochs": 5, "classifier_batch": 64,
-                       "classifier_lr": 0.01, "variant": "VCS", "sampling": "one_step"}}
+                       "classifier_lr": 0.01, "variant": "VCS", "sampling": "one_step",
+                       "selection": "fixed"}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return tmp_path
 
@@ -254,7 +255,7 @@ def pp_dir(tmp_path_factory):
     torch.set_num_threads(old)
     params = {"runtime": {"device": "cpu", "threads": 1, "progress": False}, "train": {"seed": 3},
               "eval": {"syn_per_class": 30, "classifier_epochs": 5, "classifier_batch": 64,
-                       "classifier_lr": 0.01},
+                       "classifier_lr": 0.01, "selection": "fixed"},
               "tta": {"rounds": 2, "epochs": 2, "batch_size": 32, "confidence": 0.2},
               "diffgen": {"start_levels": [1, 2, 4]}, "spurious": {"syn_per_class": 20}}
     (d / "params.yaml").write_text(yaml.safe_dump(params))
@@ -301,8 +302,11 @@ def test_plusplus_stage_writes_four_methods(pp_dir, good_generator):
     assert main(pp_args(d, "a")) == 0
     m = json.loads((d / "a" / "m.json").read_text())
     assert set(m) == set(PP_METHODS)
-    for scores in m.values():
-        assert set(scores) == {"zsl", "gzsl"} and set(scores["gzsl"]) == {"u", "s", "h"}
+    for name, scores in m.items():
+        extra = set() if name == "zerodiff" else {"pseudo"}     # transductive: pseudo-labels
+        assert set(scores) == {"zsl", "gzsl"} | extra and set(scores["gzsl"]) == {"u", "s", "h"}
+        if extra:
+            assert set(scores["pseudo"]) == {"per_class", "precision"}
     pc = pd.read_csv(d / "a" / "eval" / "pc.csv")
     assert list(pc.columns[:2]) == ["method", "variant"] and set(pc["method"]) == set(PP_METHODS)
     assert len(pc) == 4 * (2 * len(data.unseen_classes) + len(data.seen_classes))

@@ -39,10 +39,7 @@ BAD = {
 
 # Not yet validated there; each entry is a strict xfail, so fixing it turns the test red until
 # the entry is removed.
-KNOWN_GAPS = {
-    ("sweep_cell", "sweep.methods"): "sweep_cell.cell_params drops the sweep section before "
-                                     "config_from_dict(raw): validate first, then pop",
-}
+KNOWN_GAPS: dict = {}
 
 
 def committed_params() -> dict:

@@ -204,7 +204,8 @@ def _train_params(tmp_path):
     params = {"runtime": {"device": "cpu", "threads": 1, "progress": False},
               "train": {"seed": 0}, "drg": {"epochs": 1, "batch_size": 16, "hidden_dim": 8,
                                             "critic_steps": 1},
-              "dfg": {"epochs": 1, "batch_size": 16, "hidden_dim": 8, "critic_steps": 1}}
+              "dfg": {"epochs": 1, "batch_size": 16, "hidden_dim": 8, "critic_steps": 1},
+              "eval": {"selection": "fixed"}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return tmp_path / "params.yaml"
 

@@ -143,7 +143,8 @@ def test_cuda_without_gpu_is_a_stage_error(tmp_path, capsys, monkeypatch, stage)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     before = torch.get_num_threads()
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"runtime": {"device": "cuda", "threads": 1, "progress": False}}))
+    params.write_text(yaml.safe_dump({"runtime": {"device": "cuda", "threads": 1, "progress": False},
+                                      "eval": {"selection": "fixed"}}))
     random_prepared_data(n_train=16, x_dim=4, c_dim=4, attr_dim=3).save(tmp_path / "p" / "prepared.npz")
     main = importlib.import_module(f"zerodiffpp.stages.{stage}").main
     args = ["--params", str(params), "--prepared", str(tmp_path / "p")]

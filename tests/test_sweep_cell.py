@@ -45,7 +45,8 @@ def test_baseline_cell_writes_its_directory(inputs):
     assert sweep_cell.main(cell_argv(tmp, params, "fvaegan", "0.5", "3", out)) == 0
     names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert names == ["eval.json", "history/fvaegan.csv", "metrics.json", "models/fvaegan.pt",
-                     "params.yaml", "per_class.csv", "seen_subset.csv", "spuriousness.json"]
+                     "params.yaml", "per_class.csv", "seen_subset.csv", "selection.json",
+                     "spuriousness.json"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["method"], metrics["fraction"], metrics["seed"]) == ("fvaegan", 0.5, 3)
     m = metrics["variants"]["fvaegan"]
@@ -67,8 +68,8 @@ def test_failing_stage_leaves_nothing(inputs, capsys):
 
 
 def test_interrupted_zerodiff_cell_resumes(inputs, monkeypatch, capsys):
-    """SIGTERM in DFG's second epoch: the cell exits 130 and keeps ``.<cell>.resume`` (finished
-    DRG, DFG's epoch-1 checkpoint) but no cell; the rerun reuses DRG with nothing left to train,
+    """SIGTERM in the (validation round's) DFG's second epoch: the cell exits 130 and keeps
+    ``.<cell>.resume`` (finished DRG, DFG's epoch-1 checkpoint) but no cell; the rerun reuses DRG with nothing left to train,
     resumes DFG after epoch 1, writes the metrics of an uninterrupted run and removes the work
     directory."""
     tmp, base = inputs
@@ -95,7 +96,9 @@ def test_interrupted_zerodiff_cell_resumes(inputs, monkeypatch, capsys):
     assert "DFG training interrupted by SIGTERM after epoch 1 of 3" in err
     assert f"sweep cell: kept {work} (generator checkpoints)" in err
     assert not out.exists()
-    assert (work / "drg" / "model.pt").exists() and (work / "dfg.resume" / "model.pt").exists()
+    # the cell's validation round trains first: its DFG is the one stopped
+    val = work / "val"
+    assert (val / "drg" / "model.pt").exists() and (val / "dfg.resume" / "model.pt").exists()
 
     monkeypatch.setattr(DFGTrainer, "run_epoch", real_epoch)
     assert sweep_cell.main(argv) == 0

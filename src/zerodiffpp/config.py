@@ -224,7 +224,7 @@ class EvalConfig:
             "threshold on validation classes (a class-disjoint split of the seen classes); "
             "fixed = use the values of this section as they are")
     calibration: float = opt(
-        0.0, doc="calibrated stacking (Chao et al. 2016): subtracted from the seen classes' "
+        0.0, ge=-1e6, le=1e6, doc="calibrated stacking (Chao et al. 2016): subtracted from the seen classes' "
                  "log-probabilities in GZSL; used under fixed, chosen under validation")
     zsl_epochs: int = opt(0, ge=0, doc="ZSL classifier epochs under fixed; 0 = classifier_epochs")
     val_class_fraction: float = opt(

@@ -8,9 +8,13 @@ The cell writes a params file equal to ``--params`` with ``train.seen_fraction =
 ``train.seed = S`` (validated; the ``sweep`` section dropped: a cell never reads the grid) and runs
 the pipeline's own stage mains in this process on it, with every path inside the cell:
 
-* ``zerodiff``: prepare -> train_drg -> train_dfg -> evaluate (zerodiff, zerodiff_tta,
-  zerodiff_diffgen, zerodiffpp) -> spuriousness of the four generators;
-* ``fclswgan`` / ``fvaegan``: prepare -> baseline -> spuriousness.
+* ``zerodiff``: prepare -> [validation round: validation_split -> train_drg, train_dfg and
+  evaluate --select on the validation view] -> train_drg -> train_dfg -> evaluate (zerodiff,
+  zerodiff_tta, zerodiff_diffgen, zerodiffpp) -> spuriousness of the four generators;
+* ``fclswgan`` / ``fvaegan``: prepare -> [validation_split -> baseline --select] -> baseline ->
+  spuriousness.
+The bracketed validation round runs under ``eval.selection: validation`` (docs/protocol.md), at
+the cell's own fraction and seed, so every cell chooses its settings on its own data.
 
 Cell directory (replaced as a whole once everything is written)::
 
@@ -21,6 +25,7 @@ Cell directory (replaced as a whole once everything is written)::
     params.yaml        the parameters the cell ran with
     seen_subset.csv    the kept seen training samples (prepare)
     eval.json          the evaluate / baseline stage metrics (percent)
+    selection.json     what the cell's own validation round chose (eval.selection: validation)
     spuriousness.json  the spuriousness stage metrics
     per_class.csv      per-class accuracies
     history/*.csv      training histories
@@ -95,6 +100,7 @@ def cell_params(params: str | Path, fraction: float, seed: int) -> dict:
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at top level")
+    config_from_dict(raw)      # the whole file, as every stage checks it (sweep section too)
     raw = dict(raw)
     raw.pop("sweep", None)
     train = dict(raw.get("train") or {})
@@ -156,7 +162,7 @@ def _has_checkpoint(work: Path) -> bool:
     from ..trainloop import resume_path_for
 
     trainers = ("drg", "dfg", *(m for m in METHODS if m != "zerodiff"))
-    models = [work / name / "model.pt" for name in trainers]
+    models = [base / name / "model.pt" for base in (work, work / "val") for name in trainers]
     return any(m.exists() or resume_path_for(m).exists() for m in models)
 
 
@@ -174,7 +180,8 @@ def _offer_finished(model: Path) -> None:
 
 def _run_in(work: Path, method: str, fraction: float, seed: int, out: Path, text: str,
             raw: Path, features: Path, variants, timings: dict) -> dict:
-    from . import baseline, evaluate, prepare, spuriousness, train_dfg, train_drg
+    from . import (baseline, evaluate, prepare, spuriousness, train_dfg, train_drg,
+                   validation_split)
 
     with atomic_dir(out) as cell:
         write_text(work / "params.yaml", text)
@@ -186,27 +193,52 @@ def _run_in(work: Path, method: str, fraction: float, seed: int, out: Path, text
         shutil.copy(prepared / "seen_subset.csv", cell / "seen_subset.csv")
         (cell / "history").mkdir()
         (cell / "models").mkdir()
+        validate = yaml.safe_load(text).get("eval", {}).get("selection", "validation") != "fixed"
+        selection = cell / "selection.json"
+        if validate:      # the validation round of this cell (docs/protocol.md), same stages
+            val = work / "val"
+            _call("validation_split", validation_split.main, p + [
+                "--prepared", str(prepared), "--raw", str(raw), "--out", str(val / "prepared")],
+                timings)
         if method == "zerodiff":
-            _offer_finished(work / "drg" / "model.pt")
-            _offer_finished(work / "dfg" / "model.pt")
-            _call("train_drg", train_drg.main, p + ["--prepared", str(prepared), "--out",
-                  str(work / "drg"), "--history", str(cell / "history" / "drg.csv")], timings)
-            _call("train_dfg", train_dfg.main, p + ["--prepared", str(prepared), "--out",
-                  str(work / "dfg"), "--history", str(cell / "history" / "dfg.csv")], timings)
+            trainers = (("drg", train_drg.main), ("dfg", train_dfg.main))
+            if validate:
+                for name, stage_main in trainers:
+                    _offer_finished(val / name / "model.pt")
+                    _call(f"val_train_{name}", stage_main, p + [
+                        "--prepared", str(val / "prepared"), "--out", str(val / name),
+                        "--history", str(val / f"{name}.csv")], timings)
+                _call("val_select", evaluate.main, p + [
+                    "--prepared", str(val / "prepared"), "--drg", str(val / "drg"),
+                    "--dfg", str(val / "dfg"), "--methods", "zerodiff",
+                    "--select", str(selection)], timings)
+            for name, stage_main in trainers:
+                _offer_finished(work / name / "model.pt")
+                _call(f"train_{name}", stage_main, p + ["--prepared", str(prepared), "--out",
+                      str(work / name), "--history", str(cell / "history" / f"{name}.csv")],
+                      timings)
             _call("evaluate", evaluate.main, p + [
                 "--prepared", str(prepared), "--drg", str(work / "drg"), "--dfg", str(work / "dfg"),
                 "--metrics", str(cell / "eval.json"), "--per-class", str(cell / "per_class.csv"),
-                "--eval-dir", str(work / "eval")], timings)
+                "--eval-dir", str(work / "eval")]
+                + (["--selection", str(selection)] if validate else []), timings)
             shutil.copy(work / "drg" / "model.pt", cell / "models" / "drg.pt")
             shutil.copy(work / "dfg" / "model.pt", cell / "models" / "dfg.pt")
             shutil.copy(work / "eval" / "zerodiffpp.json", cell / "zerodiffpp.json")
             generated = {v: work / "eval" / v / "generated.npz" for v in variants}
         else:
+            if validate:
+                _offer_finished(val / method / "model.pt")
+                _call("val_baseline", baseline.main, p + [
+                    "--method", method, "--prepared", str(val / "prepared"),
+                    "--out", str(val / method), "--history", str(val / f"{method}.csv"),
+                    "--select", str(selection)], timings)
             _offer_finished(work / method / "model.pt")
             _call("baseline", baseline.main, p + [
                 "--method", method, "--prepared", str(prepared), "--out", str(work / method),
                 "--metrics", str(cell / "eval.json"),
-                "--history", str(cell / "history" / f"{method}.csv")], timings)
+                "--history", str(cell / "history" / f"{method}.csv")]
+                + (["--selection", str(selection)] if validate else []), timings)
             shutil.copy(work / method / "model.pt", cell / "models" / f"{method}.pt")
             shutil.copy(work / method / "per_class.csv", cell / "per_class.csv")
             generated = {method: work / method / "generated.npz"}

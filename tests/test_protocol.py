@@ -1,0 +1,219 @@
+"""The validation-class protocol (zerodiffpp.protocol, docs/protocol.md): calibration math on
+hand-made scores, the validation view, the selection, and that no chosen setting depends on the
+test set (scrambled test labels, dropped test features -> byte-identical selection files)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import plusplus_utils as ppu
+from zerodiffpp.config import Config, ConfigError, EvalConfig
+from zerodiffpp.data.prepared import PreparedData
+from zerodiffpp.io import DataError, write_json
+from zerodiffpp.protocol import calibration as cal
+from zerodiffpp.protocol.selection import apply_selection, load_selection, resolve
+from zerodiffpp.protocol.split import choose_classes, dataset_val_classes, validation_view
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def hand_made():
+    """Classes 0, 1 seen, 2, 3 unseen; four samples, log-probs chosen by hand."""
+    lp = torch.log(torch.tensor([[0.50, 0.20, 0.25, 0.05],    # y=0: seen wins by log(2)
+                                 [0.10, 0.40, 0.30, 0.20],    # y=2: seen 1 wins by log(4/3)
+                                 [0.45, 0.05, 0.10, 0.40],    # y=3: seen 0 wins by log(9/8)
+                                 [0.05, 0.15, 0.60, 0.20]]))  # y=2: unseen wins
+    return lp, np.array([0, 1, 2, 3]), np.array([0, 1]), np.array([0, 2, 3, 2])
+
+
+def test_decisions_and_calibrated_predictions():
+    lp, classes, seen, y = hand_made()
+    d = cal.decisions(lp, classes, seen, y)
+    assert d.best_seen.tolist() == [0, 1, 0, 1] and d.best_unseen.tolist() == [2, 2, 3, 2]
+    np.testing.assert_allclose(d.margin, np.log([0.5 / 0.25, 0.4 / 0.3, 0.45 / 0.4, 0.15 / 0.6]),
+                               rtol=1e-5)
+    assert d.predict(0.0).tolist() == [0, 1, 0, 2]                 # plain argmax
+    assert d.predict(0.2).tolist() == [0, 1, 3, 2]                 # log(9/8) < 0.2 < log(4/3)
+    assert d.predict(0.5).tolist() == [0, 2, 3, 2]                 # log(4/3) < 0.5 < log(2)
+    assert d.predict(1.0).tolist() == [2, 2, 3, 2]
+
+
+def test_best_gamma_matches_brute_force_and_sits_inside_the_plateau():
+    lp, classes, seen, y = hand_made()
+    d = cal.decisions(lp, classes, seen, y)
+    best = cal.best_gamma(d, seen, [2, 3])
+    # S = acc(class 0); U = mean(acc(2), acc(3)).  gamma in (log 4/3, log 2) -> all right: H = 1
+    assert best.h == pytest.approx(1.0) and best.u == 1.0 and best.s == 1.0
+    assert np.log(4 / 3) < best.gamma < np.log(2)
+    grid = np.linspace(-3, 3, 6001)
+    u, s, h = cal.scores_over_gammas(d, seen, [2, 3], grid)
+    assert h.max() == pytest.approx(best.h)
+    # vectorised scores equal the metric of the explicit predictions at every grid point
+    from zerodiffpp import metrics
+    for g in grid[::500]:
+        p = d.predict(g)
+        ref = metrics.gzsl_scores(y[:1], p[:1], y[1:], p[1:], seen, [2, 3])
+        i = int(np.argmin(np.abs(grid - g)))
+        assert (u[i], s[i]) == pytest.approx((ref["u"], ref["s"]))
+
+
+def test_calibrate_shifts_seen_columns_and_renormalises():
+    lp, classes, seen, _ = hand_made()
+    out = cal.calibrate(lp, cal.seen_mask(classes, seen), 0.5)
+    assert torch.allclose(out.exp().sum(1), torch.ones(4), atol=1e-6)
+    diff = (lp - out)
+    assert torch.allclose(diff[:, 0], diff[:, 1]) and torch.allclose(diff[:, 2], diff[:, 3])
+    assert torch.allclose(diff[:, 0] - diff[:, 2], torch.full((4,), 0.5), atol=1e-6)
+    assert cal.calibrate(lp, cal.seen_mask(classes, seen), 0.0) is lp
+
+
+def test_protocol_run_applies_calibration():
+    from zerodiffpp.classifier import SoftmaxClassifier
+    from zerodiffpp.evaluation import ProtocolRun
+
+    model = SoftmaxClassifier(2, 3)
+    with torch.no_grad():
+        model.fc.weight.copy_(torch.eye(3, 2))
+        model.fc.bias.copy_(torch.tensor([1.0, 0.0, 0.0]))
+    x = {"V": torch.tensor([[0.0, 0.0]])}
+    classes, seen = np.array([4, 7, 9]), np.array([4])
+    assert ProtocolRun(model, classes).predict(x, "V").tolist() == [4]
+    assert ProtocolRun(model, classes, calibration=2.0, seen=seen).predict(x, "V").tolist() == [7]
+
+
+# --------------------------------------------------------------------------- split
+
+
+def test_seeded_validation_classes():
+    seen = np.arange(10)
+    a = choose_classes(seen, 0.2, seed=0)
+    assert a.source == "seeded" and len(a.val_classes) == 2 and len(a.train_classes) == 8
+    assert np.array_equal(np.sort(np.concatenate([a.val_classes, a.train_classes])), seen)
+    assert np.array_equal(choose_classes(seen, 0.2, seed=0).val_classes, a.val_classes)
+    assert any(not np.array_equal(choose_classes(seen, 0.2, seed=s).val_classes, a.val_classes)
+               for s in range(1, 6))
+    assert len(choose_classes(np.arange(4), 0.9, seed=0).train_classes) == 2   # >= 2 remain
+    with pytest.raises(DataError, match="need >= 3"):
+        choose_classes(np.arange(2), 0.2, seed=0)
+
+
+def test_dataset_split_is_used_only_when_class_disjoint():
+    labels = np.repeat(np.arange(1, 7), 4)               # 1-based, classes 0..5, 4 rows each
+    rows = {c: np.flatnonzero(labels == c + 1) + 1 for c in range(6)}
+    seen = np.arange(5)
+    train_loc = np.concatenate([rows[c] for c in (0, 1, 2)])
+    val_loc = np.concatenate([rows[c] for c in (3, 4)])
+    assert dataset_val_classes(labels, train_loc, val_loc, seen).tolist() == [3, 4]
+    split = choose_classes(seen, 0.2, 0, dataset_val_classes(labels, train_loc, val_loc, seen))
+    assert split.source == "dataset" and split.val_classes.tolist() == [3, 4]
+    overlapping = np.concatenate([val_loc, rows[0][:1]])
+    assert dataset_val_classes(labels, train_loc, overlapping, seen) is None
+    assert dataset_val_classes(labels, train_loc, rows[5], seen) is None      # not a seen class
+    assert dataset_val_classes(labels, None, val_loc, seen) is None
+
+
+def test_validation_view_uses_seen_training_samples_only():
+    data = ppu.clustered_data()
+    split = choose_classes(data.seen_classes, 0.4, seed=1)
+    view = validation_view(data, split, 0.25, seed=1)
+    assert np.array_equal(view.seen_classes, split.train_classes)
+    assert np.array_equal(view.unseen_classes, split.val_classes)
+    assert set(view.train_y) == set(split.train_classes) == set(view.test_seen_y)
+    assert set(view.test_unseen_y) == set(split.val_classes)
+    # every row comes from the training set, none twice; 25 % of each train-class held out
+    rows = np.concatenate([view.train_x, view.test_seen_x, view.test_unseen_x])
+    assert len(rows) == len(data.train_x) and len(np.unique(rows, axis=0)) == len(rows)
+    assert all(np.isin(r, data.train_x).all() for r in rows[:5])
+    for c in split.train_classes:
+        assert (view.test_seen_y == c).sum() == 10 and (view.train_y == c).sum() == 30
+
+
+# --------------------------------------------------------------------------- selection files
+
+
+def test_apply_and_resolve_selection(tmp_path):
+    chosen = {"variant": "VS", "syn_per_class": 77, "gzsl_epochs": 9, "zsl_epochs": 4,
+              "calibration": 1.5, "tta_confidence": 0.7}
+    path = tmp_path / "sel.json"
+    write_json(path, {"zerodiff": {"chosen": chosen, "version": 1}})
+    cfg = resolve(Config(), path, "zerodiff")
+    assert (cfg.eval.variant, cfg.eval.syn_per_class, cfg.eval.classifier_epochs,
+            cfg.eval.zsl_epochs, cfg.eval.calibration, cfg.tta.confidence) == (
+        "VS", 77, 9, 4, 1.5, 0.7)
+    fixed = dataclasses.replace(Config(), eval=EvalConfig(selection="fixed"))
+    assert resolve(fixed, path, "zerodiff") is fixed
+    with pytest.raises(ConfigError, match="needs --selection"):
+        resolve(Config(), None, "zerodiff")
+    write_json(path, {"zerodiff": {"chosen": chosen}})
+    with pytest.raises(DataError, match="not a selection file"):
+        load_selection(path)
+    assert apply_selection(Config(), {**chosen, "tta_confidence": None}).tta.confidence == 0.5
+
+
+# --------------------------------------------------------------------------- no test leakage
+
+
+def without_test(data: PreparedData, mode: str) -> PreparedData:
+    rng = np.random.default_rng(7)
+    if mode == "scrambled":      # test labels permuted (and relabelled across seen/unseen)
+        ys = rng.permutation(np.concatenate([data.test_seen_y, data.test_unseen_y]))
+        n = len(data.test_seen_y)
+        return dataclasses.replace(data, test_seen_y=ys[:n], test_unseen_y=ys[n:])
+    empty = lambda a: a[:0]      # noqa: E731 -- test features dropped entirely
+    return dataclasses.replace(
+        data, **{f"{s}_{k}": empty(getattr(data, f"{s}_{k}"))
+                 for s in ("test_seen", "test_unseen") for k in "xcy"})
+
+
+def run_validation_round(data: PreparedData, root, method: str) -> bytes:
+    """validation view -> tiny generator(s) on it -> the stage's --select output (bytes)."""
+    from zerodiffpp.stages import baseline as baseline_stage
+    from zerodiffpp.stages import evaluate as evaluate_stage
+
+    split = choose_classes(data.seen_classes, 0.4, seed=3)
+    view = validation_view(data, split, 0.25, seed=3)
+    view.save(root / "val" / "prepared.npz")
+    write_json(root / "val" / "split.json", split.as_json())
+    params = {"runtime": {"device": "cpu", "threads": 1, "progress": False}, "train": {"seed": 3},
+              "eval": {"syn_per_class": 20, "syn_per_class_candidates": [10, 20],
+                       "variant_candidates": ["V", "VC"], "max_classifier_epochs": 6,
+                       "classifier_batch": 64, "classifier_lr": 0.01},
+              "baselines": {"epochs": 1, "hidden_dim": 16, "critic_steps": 1, "batch_size": 32}}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    out = root / "selection.json"
+    common = ["--params", str(root / "params.yaml"), "--prepared", str(root / "val"),
+              "--select", str(out)]
+    if method == "zerodiff":
+        ppu.train_tiny(view, root, epochs=1)
+        rc = evaluate_stage.main(common + ["--drg", str(root / "drg"), "--dfg", str(root / "dfg"),
+                                           "--methods", "zerodiff"])
+    else:
+        rc = baseline_stage.main(common + ["--method", method, "--out", str(root / "bl")])
+    assert rc == 0
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize("method", ["zerodiff", "fvaegan"])
+def test_selection_never_depends_on_the_test_set(method, tmp_path):
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        data = ppu.clustered_data()
+        ref = run_validation_round(data, tmp_path / "ref", method)
+        for mode in ("scrambled", "dropped"):
+            assert run_validation_round(without_test(data, mode), tmp_path / mode, method) == ref
+    finally:
+        torch.set_num_threads(old)
+    body = json.loads(ref)[method]
+    assert set(body["chosen"]) >= {"variant", "syn_per_class", "gzsl_epochs", "zsl_epochs",
+                                   "calibration"}
+    assert body["chosen"]["syn_per_class"] in (10, 20)
+    assert 1 <= body["chosen"]["gzsl_epochs"] <= 6 and body["split"]["n_val_classes"] == 2
+    if method == "zerodiff":
+        assert body["chosen"]["variant"] in ("V", "VC") and "val_pseudo" in body
