@@ -105,6 +105,8 @@ def test_seen_gap_skips_small_classes_and_rejects_bad_inputs():
     bad[1, 0] = np.nan
     with pytest.raises(ValueError, match=r"generated seen features: 1 row\(s\) with NaN/Inf"):
         spm.seen_gap(t, y2, s, sy, bad, y2, [0, 1], seed=0)
+    with pytest.raises(ValueError, match="seen class 0 contain exact copies of its test-seen"):
+        spm.seen_gap(t, y2, s, sy, s, sy, [0], seed=0)
     with pytest.raises(ValueError, match="no generated feature of seen class 1"):
         spm.seen_gap(t, y2, s, sy, g[:2], y2[:2], [0, 1], seed=0)
 

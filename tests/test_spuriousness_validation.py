@@ -113,7 +113,8 @@ def test_copier_scores_a_high_seen_metric():
 def test_validation_cli_prints_the_tables(capsys):
     assert val.main(["--seeds", "2", "--gen-per-class", "50"]) == 0
     out = capsys.readouterr().out
-    assert "knob data.synthetic.spurious_strength" in out and "knob data.synthetic.unseen_shift" in out
+    assert "knob data.synthetic.spurious_strength" in out
+    assert "knob data.synthetic.unseen_shift" in out
     assert out.count("ridge ") == len(val.SEEN_KNOB) + len(val.UNSEEN_KNOB)
     assert "copier  s_seen" in out
 

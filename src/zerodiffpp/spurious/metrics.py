@@ -37,7 +37,8 @@ class InsufficientData(ValueError):
 def check_finite(name: str, x: np.ndarray) -> None:
     if not np.all(np.isfinite(x)):
         rows = np.flatnonzero(~np.all(np.isfinite(np.asarray(x, dtype=np.float64)), axis=1))
-        raise ValueError(f"{name}: {rows.size} row(s) with NaN/Inf (first rows {rows[:5].tolist()})")
+        raise ValueError(f"{name}: {rows.size} row(s) with NaN/Inf "
+                         f"(first rows {rows[:5].tolist()})")
 
 
 def _rows(x: np.ndarray, y: np.ndarray, c: int) -> np.ndarray:
@@ -77,8 +78,10 @@ def seen_gap(train_x, train_y, test_x, test_y, gen_x, gen_y, classes, *, seed: i
         for _ in range(repeats):
             cost_t += dist.nn_cost(t[rng.choice(len(t), n, replace=False)], g)
             cost_s += dist.nn_cost(s[rng.choice(len(s), n, replace=False)], g)
-        per_class[int(c)] = 1.0 - cost_t / cost_s if cost_s > 0 else (0.0 if cost_t == 0 else
-                                                                         -np.inf)
+        if cost_s == 0:   # every drawn test-seen sample has an exact generated copy
+            raise ValueError(f"seen_gap: the generated features of seen class {int(c)} contain "
+                             "exact copies of its test-seen samples (test data leaked?)")
+        per_class[int(c)] = 1.0 - cost_t / cost_s
         set_size[int(c)] = n
         c_tr.append(cost_t / repeats)
         c_te.append(cost_s / repeats)
@@ -139,6 +142,7 @@ def transfer_gap(test_seen_x, test_seen_y, gen_seen_x, gen_seen_y, test_unseen_x
                                  min_real, "seen")
     unseen, skip_u = _energy_terms(test_unseen_x, test_unseen_y, gen_unseen_x, gen_unseen_y,
                                    unseen_classes, min_real, "unseen")
-    seen_term, unseen_term = float(np.mean(list(seen.values()))), float(np.mean(list(unseen.values())))
+    seen_term = float(np.mean(list(seen.values())))
+    unseen_term = float(np.mean(list(unseen.values())))
     return TransferGap(s_unseen=unseen_term - seen_term, unseen_term=unseen_term,
                        seen_term=seen_term, per_class={**seen, **unseen}, skipped=skip_s + skip_u)
