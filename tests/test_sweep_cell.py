@@ -14,7 +14,7 @@ import yaml
 from conftest import assert_same_checkpoint
 from pipeline_utils import tiny_params
 from test_sweep_pipeline import SWEEP_TINY
-from zerodiffpp.stages import download, features, spuriousness, sweep_cell
+from zerodiffpp.stages import download, features, spuriousness, sweep_cell, validation_classes
 from zerodiffpp.train_dfg import DFGTrainer
 
 
@@ -30,13 +30,21 @@ def inputs(tmp_path_factory):
     assert download.main(["--params", str(params), "--out", str(tmp / "raw")]) == 0
     assert features.main(["--params", str(params), "--raw", str(tmp / "raw"),
                           "--out", str(tmp / "features")]) == 0
+    # the validation round's inputs (validation_classes and val_features stages)
+    assert validation_classes.main(["--params", str(params), "--raw", str(tmp / "raw"),
+                                    "--out", str(tmp / "val" / "split.json")]) == 0
+    assert features.main(["--params", str(params), "--raw", str(tmp / "raw"),
+                          "--out", str(tmp / "val" / "features"),
+                          "--exclude-classes", str(tmp / "val" / "split.json")]) == 0
     yield tmp, params
     torch.set_num_threads(threads)
 
 
 def cell_argv(tmp, params, method, fraction, seed, out, raw="raw"):
     return ["--method", method, "--fraction", fraction, "--seed", seed, "--out", str(out),
-            "--params", str(params), "--raw", str(tmp / raw), "--features", str(tmp / "features")]
+            "--params", str(params), "--raw", str(tmp / raw), "--features", str(tmp / "features"),
+            "--val-features", str(tmp / "val" / "features"),
+            "--val-split", str(tmp / "val" / "split.json")]
 
 
 def test_baseline_cell_writes_its_directory(inputs):

@@ -230,13 +230,16 @@ class EvalConfig:
     val_class_fraction: float = opt(
         0.2, gt=0.0, lt=1.0, doc="share of seen classes held out as validation classes when the "
                                  "dataset has no class-disjoint train_loc/val_loc split")
+    val_split_seed: int = opt(0, ge=0, doc="seed of the seeded validation-class draw")
     val_holdout: float = opt(0.2, gt=0.0, lt=1.0,
                              doc="share of each train-class's samples held out as validation seen")
     max_classifier_epochs: int = opt(50, ge=1, doc="epochs scanned by the validation round")
     syn_per_class_candidates: list[int] = opt(
         [], doc="syn_per_class values scanned by the validation round ([] = syn_per_class only)")
     variant_candidates: list[str] = opt(
-        ["V", "VS", "C", "VC", "VCS"], doc="classifier inputs scanned by the validation round")
+        ["V", "VS", "VC", "VCS"], doc="classifier inputs scanned by the validation round; C "
+                                      "alone is left out by default: it ignores the DFG's "
+                                      "output, which DiffTTA adapts (docs/protocol.md)")
 
     def __post_init__(self):
         for i, v in enumerate(self.variant_candidates):

@@ -16,12 +16,14 @@ so no setting chosen on this view can depend on them (tested).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
 from ..data.prepared import PreparedData
+from ..data.schema import ZSLData
 from ..io import DataError
 from ..seeds import TAG_VAL_SPLIT, derived_seed
 
@@ -71,6 +73,29 @@ def choose_classes(seen_classes: np.ndarray, fraction: float, seed: int,
     rng = np.random.default_rng(derived_seed(seed, TAG_VAL_SPLIT))
     val = np.sort(rng.choice(seen, size=n_val, replace=False))
     return ClassSplit(np.setdiff1d(seen, val), val, "seeded")
+
+
+def view_from_features(raw: ZSLData, x: np.ndarray, c: np.ndarray, main: PreparedData,
+                       split: ClassSplit, holdout: float, seed: int) -> PreparedData:
+    """The validation view built from the validation round's own features (extractors trained
+    on the train-classes only): the seen training samples that ``main`` kept (same
+    seen-fraction subset), split by :func:`validation_view`, then MinMax-scaled with a scaler
+    fitted on the view's training samples only (METHOD.md 1.2 item 6, as the prepare stage)."""
+    from ..preprocess import MinMaxScaler
+
+    rows = raw.idx("trainval")[np.asarray(main.train_subset) - 1]
+    if not np.array_equal(raw.labels[rows] - 1, main.train_y):
+        raise DataError("validation split: the prepared training subset does not match data/raw "
+                        "(rerun prepare)")
+    unscaled = dataclasses.replace(main, train_x=np.asarray(x[rows], np.float32),
+                                   train_c=np.asarray(c[rows], np.float32))
+    view = validation_view(unscaled, split, holdout, seed)
+    sx, sc = MinMaxScaler.fit(view.train_x), MinMaxScaler.fit(view.train_c)
+    out = dataclasses.replace(view, **{f"{part}_{k}": scaler.transform(getattr(view, f"{part}_{k}"))
+                                       for part in ("train", "test_seen", "test_unseen")
+                                       for k, scaler in (("x", sx), ("c", sc))})
+    out.check("validation view")
+    return out
 
 
 def validation_view(data: PreparedData, split: ClassSplit, holdout: float,

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..config import load_config, to_dict
 from ..data.matio import AUX_FILES, read_raw
 from ..features.store import C_FILE, INFO_FILE, X_FILE, read_feature_mat, write_feature_mat
-from ..io import DataError, atomic_path, write_json
+from ..io import DataError, atomic_path, read_json, write_json
 from .common import atomic_dir, run_stage, stage_parser
 
 
@@ -53,6 +53,9 @@ def main(argv=None) -> None:
     parser = stage_parser("features", __doc__)
     parser.add_argument("--raw", default="data/raw", help="dataset directory (download stage)")
     parser.add_argument("--out", default="data/features", help="output directory")
+    parser.add_argument("--exclude-classes", default=None, metavar="SPLIT_JSON",
+                        help="validation round (docs/protocol.md): train the extractors without "
+                             "the val_classes of this validation_classes output")
     args = parser.parse_args(argv)
     cfg = load_config(args.params, sections=("data", "runtime", "features"))
     raw_dir = Path(args.raw)
@@ -61,6 +64,18 @@ def main(argv=None) -> None:
     data = read_raw(raw_dir)
     n = int(data.labels.shape[0])
     info = {"dataset": data.name, "n_samples": n, "feature_source": source}
+    if args.exclude_classes:
+        from ..protocol.classes import without_classes
+
+        held_out = read_json(args.exclude_classes).get("val_classes")
+        if not isinstance(held_out, list):
+            raise DataError(f"{args.exclude_classes}: no val_classes list")
+        data = without_classes(data, held_out)
+        info["excluded_classes"] = held_out
+        if source == "zerodiff":   # given files cannot be retrained: say so in the output
+            print("features: data.feature_source=zerodiff: the given ce_ce.mat/con_paco.mat were "
+                  "learnt on every seen class; the validation round uses them as they are",
+                  file=sys.stderr)
     with atomic_dir(args.out) as tmp:
         tmp = Path(tmp)
         if source == "zerodiff":

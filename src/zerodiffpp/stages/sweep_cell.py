@@ -19,8 +19,8 @@ the cell's own fraction and seed, so every cell chooses its settings on its own 
 Cell directory (replaced as a whole once everything is written)::
 
     metrics.json       {"method", "fraction", "seed",
-                        "variants": {<variant>: {t1, u, s, h, s_seen, s_unseen, delta_adv, denom,
-                                                 unnormalised, acc_gap_seen, acc_gap_unseen,
+                        "variants": {<variant>: {t1, u, s, h, s_seen, s_unseen, delta_adv,
+                                                 ... (spuriousness stage terms), acc_gap_seen, acc_gap_unseen,
                                                  connectivity}}}
     params.yaml        the parameters the cell ran with
     seen_subset.csv    the kept seen training samples (prepare)
@@ -67,6 +67,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="cell directory")
     parser.add_argument("--raw", default="data/raw", help="dataset directory (download stage)")
     parser.add_argument("--features", default="data/features", help="features stage output")
+    parser.add_argument("--val-features", default="runs/val/features",
+                        help="the validation round's features (val_features stage)")
+    parser.add_argument("--val-split", default="runs/val/split.json",
+                        help="the validation classes (validation_classes stage)")
     return parser.parse_args(argv)
 
 
@@ -132,13 +136,14 @@ def _variant_metrics(eval_json: dict, spurious_json: dict, variants) -> dict:
 
 
 def run_cell(method: str, fraction: float, seed: int, out: Path, params: Path, raw: Path,
-             features: Path, timings: dict) -> dict:
+             features: Path, timings: dict, val_inputs: tuple[Path, Path]) -> dict:
     variants = VARIANTS[method]
     text = yaml.safe_dump(cell_params(params, fraction, seed), sort_keys=False)
     work = resume_dir(out)
     work.mkdir(parents=True, exist_ok=True)
     try:
-        metrics = _run_in(work, method, fraction, seed, out, text, raw, features, variants, timings)
+        metrics = _run_in(work, method, fraction, seed, out, text, raw, features, variants, timings,
+                          val_inputs)
     except BaseException:
         if _has_checkpoint(work):
             print(f"sweep cell: kept {work} (generator checkpoints); rerun the cell to resume",
@@ -179,7 +184,8 @@ def _offer_finished(model: Path) -> None:
 
 
 def _run_in(work: Path, method: str, fraction: float, seed: int, out: Path, text: str,
-            raw: Path, features: Path, variants, timings: dict) -> dict:
+            raw: Path, features: Path, variants, timings: dict,
+            val_inputs: tuple[Path, Path]) -> dict:
     from . import (baseline, evaluate, prepare, spuriousness, train_dfg, train_drg,
                    validation_split)
 
@@ -198,8 +204,8 @@ def _run_in(work: Path, method: str, fraction: float, seed: int, out: Path, text
         if validate:      # the validation round of this cell (docs/protocol.md), same stages
             val = work / "val"
             _call("validation_split", validation_split.main, p + [
-                "--prepared", str(prepared), "--raw", str(raw), "--out", str(val / "prepared")],
-                timings)
+                "--prepared", str(prepared), "--raw", str(raw), "--features", str(val_inputs[0]),
+                "--split", str(val_inputs[1]), "--out", str(val / "prepared")], timings)
         if method == "zerodiff":
             trainers = (("drg", train_drg.main), ("dfg", train_dfg.main))
             if validate:
@@ -242,8 +248,11 @@ def _run_in(work: Path, method: str, fraction: float, seed: int, out: Path, text
             shutil.copy(work / method / "model.pt", cell / "models" / f"{method}.pt")
             shutil.copy(work / method / "per_class.csv", cell / "per_class.csv")
             generated = {method: work / method / "generated.npz"}
+        # ZeroDiff's own D_x0 gives its delta_adv companion (docs/spuriousness.md)
+        own = [a for v in generated for a in ("--own-critic", f"{v}={work / 'dfg'}")] \
+            if method == "zerodiff" else []
         _call("spuriousness", spuriousness.main, p + ["--prepared", str(prepared)] + [
-            a for v, path in generated.items() for a in ("--method", f"{v}={path}")] + [
+            a for v, path in generated.items() for a in ("--method", f"{v}={path}")] + own + [
             "--out", str(cell / "spuriousness.json")], timings)
         metrics = {"method": method, "fraction": fraction, "seed": seed,
                    "variants": _variant_metrics(read_json(cell / "eval.json"),
@@ -259,7 +268,8 @@ def main(argv=None) -> None:
     timings: dict = {}
     start = time.perf_counter()
     metrics = run_cell(args.method, fraction, seed, Path(args.out), Path(args.params),
-                       Path(args.raw), Path(args.features), timings)
+                       Path(args.raw), Path(args.features), timings,
+                       (Path(args.val_features), Path(args.val_split)))
     for variant, m in metrics["variants"].items():
         print(f"sweep cell {args.method} fraction {args.fraction} seed {seed}: {variant:17s} "
               f"T1 {m['t1']:6.2f}  U {m['u']:6.2f}  S {m['s']:6.2f}  H {m['h']:6.2f}  "
