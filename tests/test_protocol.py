@@ -217,3 +217,75 @@ def test_selection_never_depends_on_the_test_set(method, tmp_path):
     assert 1 <= body["chosen"]["gzsl_epochs"] <= 6 and body["split"]["n_val_classes"] == 2
     if method == "zerodiff":
         assert body["chosen"]["variant"] in ("V", "VC") and "val_pseudo" in body
+
+
+# --------------------------------------------------------------------------- own features
+
+
+def test_without_classes_moves_validation_classes_out_of_training(shared_data):
+    from zerodiffpp.data.sources import build_dataset
+    from zerodiffpp.config import DataConfig
+    from zerodiffpp.features.extract import seen_training_set
+    from zerodiffpp.protocol.classes import without_classes
+
+    data = build_dataset(DataConfig(dataset="snu-b36-ex",
+                                    local_path=str(shared_data / "snu-b36-ex")))
+    val = [3, 10, 20]
+    held = without_classes(data, val)
+    held.validate()
+    seen = seen_training_set(held)
+    assert not np.isin(val, seen.seen_classes).any()
+    assert set(seen.seen_classes) == set(data.seen_classes()) - set(val)
+    moved = np.isin(data.labels[held.test_unseen_loc - 1] - 1, val)
+    n_val = np.isin(data.labels - 1, val).sum()
+    assert moved.sum() == n_val                  # every sample of those classes, none lost
+    assert len(held.trainval_loc) + len(held.test_seen_loc) + len(held.test_unseen_loc) == \
+        len(data.trainval_loc) + len(data.test_seen_loc) + len(data.test_unseen_loc)
+
+
+def test_view_from_features_keeps_the_subset_and_rescales_on_its_training_part():
+    from zerodiffpp.data.schema import ZSLData
+    from zerodiffpp.protocol.split import ClassSplit, view_from_features
+
+    main = ppu.clustered_data()
+    n_tr = len(main.train_y)
+    # a raw dataset whose trainval rows are the prepared training rows, in order
+    feats = np.concatenate([main.train_x, main.test_seen_x, main.test_unseen_x]) * 7.0 + 3.0
+    labels = np.concatenate([main.train_y, main.test_seen_y, main.test_unseen_y]) + 1
+    n = len(labels)
+    raw = ZSLData("toy", feats.astype(np.float32), labels.astype(np.int64), main.class_emb,
+                  np.arange(1, n_tr + 1), np.arange(n_tr + 1, n_tr + 1 + len(main.test_seen_y)),
+                  np.arange(n_tr + 1 + len(main.test_seen_y), n + 1),
+                  [f"c{i}" for i in range(main.n_classes)]).validate()
+    split = ClassSplit(np.array([0, 1, 2]), np.array([3, 4]), "seeded")
+    view = view_from_features(raw, feats, feats[:, :main.c_dim], main, split, 0.25, seed=0)
+    assert view.train_x.min() == pytest.approx(0.0) and view.train_x.max() == pytest.approx(1.0)
+    assert set(view.test_unseen_y) == {3, 4} and set(view.train_y) == {0, 1, 2}
+    with pytest.raises(DataError, match="does not match data/raw"):
+        bad = dataclasses.replace(main, train_y=np.roll(main.train_y, 1))
+        view_from_features(raw, feats, feats[:, :main.c_dim], bad, split, 0.25, seed=0)
+
+
+def test_epochs_by_fraction():
+    from zerodiffpp.config import config_from_dict
+
+    raw = {"train": {"seen_fraction": 0.1}, "dfg": {"epochs": 3, "epochs_by_fraction": {0.1: 30}},
+           "baselines": {"epochs": 5, "epochs_by_fraction": {0.5: 9}}}
+    cfg = config_from_dict(raw)
+    assert (cfg.dfg.epochs, cfg.drg.epochs, cfg.baselines.epochs) == (30, 20, 5)
+    with pytest.raises(ConfigError, match=r"drg.epochs_by_fraction\[1.5\]"):
+        config_from_dict({"drg": {"epochs_by_fraction": {1.5: 3}}})
+
+
+def test_report_renders_seed_means():
+    from zerodiffpp.report import render_sweep, update_block
+
+    sweep = {"zerodiff": {"p100": {"n": 3, "h": {"mean": 50.0, "std": 2.5},
+                                   "t1": {"mean": 90.0, "std": 1.0}},
+                          "p10": {"n": 3, "h": {"mean": 20.0, "std": 4.0}}}}
+    table = render_sweep(sweep, "T")
+    rows = table.splitlines()[4:]
+    assert rows[0].startswith("| 100 % | ZeroDiff | inductive | 3 | 90.0 ± 1.0 |")
+    assert "| 50.0 ± 2.5 |" in rows[0] and rows[1].startswith("| 10 % | ZeroDiff")
+    readme = "a\n<!-- sweep:start -->\nold\n<!-- sweep:end -->\nb"
+    assert update_block(readme, table, "sweep") == f"a\n<!-- sweep:start -->\n{table}\n<!-- sweep:end -->\nb"

@@ -166,6 +166,9 @@ class DRGConfig:
     """Stage 1, METHOD.md 2.3 / 3.2."""
 
     epochs: int = opt(20, ge=1)
+    epochs_by_fraction: dict[float, int] = opt(
+        {}, doc="train.seen_fraction -> epochs at that fraction (fewer samples per epoch at a "
+                "small fraction); fractions not listed use epochs")
     batch_size: int = opt(64, ge=2)
     critic_steps: int = opt(5, ge=1)
     hidden_dim: int = opt(512, ge=4)
@@ -181,6 +184,9 @@ class DFGConfig:
     """Stage 2, METHOD.md 2.4 / 3.3-3.5."""
 
     epochs: int = opt(20, ge=1)
+    epochs_by_fraction: dict[float, int] = opt(
+        {}, doc="train.seen_fraction -> epochs at that fraction (fewer samples per epoch at a "
+                "small fraction); fractions not listed use epochs")
     batch_size: int = opt(64, ge=2)
     critic_steps: int = opt(5, ge=1)
     hidden_dim: int = opt(512, ge=4)
@@ -319,6 +325,9 @@ class BaselinesConfig:
     """f-CLSWGAN and f-VAEGAN in the same harness (same features, splits, classifier)."""
 
     epochs: int = opt(20, ge=1)
+    epochs_by_fraction: dict[float, int] = opt(
+        {}, doc="train.seen_fraction -> epochs at that fraction (fewer samples per epoch at a "
+                "small fraction); fractions not listed use epochs")
     batch_size: int = opt(64, ge=2)
     critic_steps: int = opt(5, ge=1)
     hidden_dim: int = opt(512, ge=4)
@@ -526,9 +535,27 @@ def config_from_dict(raw: dict, sections: tuple[str, ...] | None = None) -> Conf
     # One place applies the per-fraction table, so every reader of eval.syn_per_class
     # (evaluation, DiffTTA, DiffGen budgets, baselines, sweep cells) gets this run's count.
     ev = kwargs["eval"]
-    kwargs["eval"] = dataclasses.replace(
-        ev, syn_per_class=ev.syn_per_class_at(kwargs["train"].seen_fraction))
+    fraction = kwargs["train"].seen_fraction
+    kwargs["eval"] = dataclasses.replace(ev, syn_per_class=ev.syn_per_class_at(fraction))
+    # The same for the generators' epochs (drg/dfg/baselines.epochs_by_fraction).
+    for name in ("drg", "dfg", "baselines"):
+        sec = kwargs[name]
+        kwargs[name] = dataclasses.replace(sec, epochs=at_fraction(
+            sec.epochs_by_fraction, fraction, sec.epochs, f"{name}.epochs_by_fraction"))
     return Config(**kwargs)
+
+
+def at_fraction(table: dict, fraction: float, default: int, path: str) -> int:
+    """The entry of a ``*_by_fraction`` table for ``fraction`` (else ``default``), checked."""
+    for key, value in table.items():
+        if not 0.0 < key <= 1.0:
+            raise ConfigError(f"{path}[{key!r}]: the key is a seen fraction, must be in (0, 1]")
+        if value < 1:
+            raise ConfigError(f"{path}[{key!r}]={value!r}: must be >= 1")
+    for key, value in table.items():
+        if math.isclose(key, fraction, rel_tol=0.0, abs_tol=1e-9):
+            return value
+    return default
 
 
 def to_dict(obj) -> dict:

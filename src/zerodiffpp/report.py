@@ -1,10 +1,16 @@
-"""Results table for the README, generated from the metrics files (no number typed by hand).
+"""Results tables for the README, generated from the metrics files (no number typed by hand).
 
     python -m zerodiffpp.report [--readme README.md] [--metrics metrics] [--check]
+        [--sweep-block NAME=SWEEP_JSON ...]
 
 Rewrites the block between ``<!-- results:start -->`` and ``<!-- results:end -->`` in the
-README with one row per method: ZSL T1, GZSL U / S / H and the two spuriousness metrics.
-``--check`` exits 1 when the README block is out of date (used by the tests).
+README with one row per method of the main pipeline run: ZSL T1, GZSL U / S / H, the two
+spuriousness metrics and, labelled as such, the leaky best-of-test H (diagnostic only); and the
+block ``<!-- sweep:start -->`` ... ``<!-- sweep:end -->`` with the seed means +- std of every
+sweep fraction from ``metrics/sweep.json``.  ``--sweep-block NAME=PATH`` renders another sweep
+file (e.g. a committed preset result, ``results/<dataset>/sweep.json``) into the block
+``<!-- sweep-NAME:start -->`` ... ``<!-- sweep-NAME:end -->``.
+``--check`` exits 1 when a README block is out of date (used by the tests).
 """
 from __future__ import annotations
 
@@ -16,6 +22,10 @@ from pathlib import Path
 from .io import DataError, write_text
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
 
 # (key in the metrics files, label, setting).  Transductive rows read unlabelled test
 # features at generation time (METHOD.md 6.1) and are reported apart from inductive ones.
@@ -49,8 +59,9 @@ def collect(metrics_dir: Path) -> dict[str, dict]:
         if key not in accuracy:
             continue
         acc = accuracy[key]
+        leaky = acc.get("leaky_best_of_test", {}).get("gzsl", {}).get("h")
         rows[key] = {"t1": acc["zsl"]["t1"], "u": acc["gzsl"]["u"], "s": acc["gzsl"]["s"],
-                     "h": acc["gzsl"]["h"],
+                     "h": acc["gzsl"]["h"], "leaky_h": leaky,
                      "s_seen": spurious.get(key, {}).get("s_seen"),
                      "s_unseen": spurious.get(key, {}).get("s_unseen")}
     return rows
@@ -60,28 +71,69 @@ def _fmt(value, digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def render(rows: dict[str, dict], dataset: str) -> str:
-    lines = [f"Dataset `{dataset}`, `dvc repro` with the committed `params.yaml` "
-             "(accuracies in %, per-class means; fixed schedules, last epoch, no test-set selection).",
+def render(rows: dict[str, dict], dataset: str, protocol: str = "validation") -> str:
+    how = ("settings chosen on validation classes, docs/protocol.md" if protocol == "validation"
+           else "fixed settings of params.yaml, last epoch")
+    lines = [f"Dataset `{dataset}`, `dvc repro` with the committed `params.yaml`, one run "
+             f"(`train.seed`; accuracies in %, per-class means; {how}; no test-set selection). "
+             "The last column is the paper's *leaky* best-of-test H (classifier epoch picked on "
+             "the test set, no calibration): a diagnostic, not a result.",
              "",
-             "| method | setting | ZSL T1 | GZSL U | GZSL S | GZSL H | S_seen | S_unseen |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| method | setting | ZSL T1 | GZSL U | GZSL S | GZSL H | S_seen | S_unseen "
+             "| leaky H |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for key, label, setting in METHODS:
         if key not in rows:
             continue
         r = rows[key]
         lines.append(f"| {label} | {setting} | {_fmt(r['t1'], 2)} | {_fmt(r['u'], 2)} | "
                      f"{_fmt(r['s'], 2)} | {_fmt(r['h'], 2)} | {_fmt(r['s_seen'], 3)} | "
-                     f"{_fmt(r['s_unseen'], 3)} |")
+                     f"{_fmt(r['s_unseen'], 3)} | {_fmt(r.get('leaky_h'), 2)} |")
     return "\n".join(lines)
 
 
+def _pm(cell: dict, key: str, digits: int) -> str:
+    m = cell.get(key) or {}
+    if m.get("mean") is None:
+        return "–"
+    return f"{m['mean']:.{digits}f} ± {m.get('std') or 0.0:.{digits}f}"
+
+
+def _fraction_label(key: str) -> str:
+    return key[1:].replace("_", ".") + " %"
+
+
+def render_sweep(sweep: dict, title: str) -> str:
+    """Seed means +- std (sample std) per seen fraction and method, from a sweep.json."""
+    fractions = sorted({f for v in sweep.values() for f in v},
+                       key=lambda k: -float(k[1:].replace("_", ".")))
+    lines = [title, "",
+             "| seen | method | setting | seeds | ZSL T1 | GZSL U | GZSL S | GZSL H | S_seen "
+             "| S_unseen |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for f in fractions:
+        for key, label, setting in METHODS:
+            cell = sweep.get(key, {}).get(f)
+            if cell is None:
+                continue
+            lines.append(f"| {_fraction_label(f)} | {label} | {setting} | {cell.get('n', '–')} | "
+                         f"{_pm(cell, 't1', 1)} | {_pm(cell, 'u', 1)} | {_pm(cell, 's', 1)} | "
+                         f"{_pm(cell, 'h', 1)} | {_pm(cell, 's_seen', 3)} | "
+                         f"{_pm(cell, 's_unseen', 3)} |")
+    return "\n".join(lines)
+
+
+def update_block(readme: str, table: str, name: str = "results") -> str:
+    start, end = markers(name)
+    if start not in readme or end not in readme:
+        raise DataError(f"README: markers {start} / {end} not found")
+    head, rest = readme.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{table}\n{end}{tail}"
+
+
 def update_readme(readme: str, table: str) -> str:
-    if START not in readme or END not in readme:
-        raise DataError(f"README: markers {START} / {END} not found")
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{table}\n{END}{tail}"
+    return update_block(readme, table, "results")
 
 
 def main(argv=None) -> int:
@@ -91,6 +143,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset", default=None,
                         help="dataset name (default: data/raw/dataset.json, else params.yaml)")
     parser.add_argument("--check", action="store_true", help="exit 1 if the README is stale")
+    parser.add_argument("--sweep-block", action="append", default=[], metavar="NAME=PATH",
+                        help="also render the sweep file PATH into the README block sweep-NAME")
     args = parser.parse_args(argv)
     try:
         dataset = args.dataset
@@ -106,8 +160,28 @@ def main(argv=None) -> int:
         rows = collect(args.metrics)
         if not rows:
             raise DataError(f"{args.metrics}: no method metrics found (run `dvc repro` first)")
+        protocol = "validation"
+        if Path("params.yaml").is_file():
+            from .config import load_config
+
+            protocol = load_config("params.yaml").eval.selection
         old = args.readme.read_text()
-        new = update_readme(old, render(rows, dataset))
+        new = update_readme(old, render(rows, dataset, protocol))
+        sweep = _read(args.metrics / "sweep.json")
+        if sweep and markers("sweep")[0] in new:
+            new = update_block(new, render_sweep(
+                sweep, f"Dataset `{dataset}`, the `sweep` stage of the same `dvc repro` "
+                       "(`sweep.*` params): mean ± std over seeds."), "sweep")
+        for spec in args.sweep_block:
+            name, _, path = spec.partition("=")
+            if not name or not path:
+                raise DataError(f"--sweep-block {spec!r}: expected NAME=PATH")
+            other = _read(Path(path))
+            if not other:
+                raise DataError(f"--sweep-block {spec!r}: {path} not found or empty")
+            meta = _read(Path(path).with_name("run.json"))
+            title = meta.get("title", f"`{path}`: mean ± std over seeds.")
+            new = update_block(new, render_sweep(other, title), f"sweep-{name}")
     except (DataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
