@@ -66,3 +66,34 @@ def test_epochs_argument_is_validated_with_a_clear_message(capsys):
         with pytest.raises(SystemExit):
             schedule.main(["--epochs", bad])
         assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_on_cpu_and_two_cpu_pipelines_agree_exactly(capsys, tmp_path):
+    """benchmarks/gpu_check.py with --device cpu on tiny sizes (what gpu_check.sh runs on CUDA):
+    every part of its table is printed, and with both pipeline runs on the CPU every metric
+    difference is exactly 0 (the CPU pipeline is deterministic)."""
+    rc = load_script("gpu_check").main(["--device", "cpu", "--shape", "tiny", "--pipeline", "tiny",
+                                        "--iters", "1", "--threads", "1", "--workdir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    for expected in ("| training at tiny shapes | fp32 | bf16 |", "| DRG it/s |", "| DFG it/s |",
+                     "same-run matmul rate at its shapes", "| square matmul",
+                     "| tiny pipeline (synthetic), seconds | cpu | cpu again |", "| cell |"):
+        assert expected in out, expected
+    rows = [line for line in out.splitlines()
+            if line.startswith(("| zerodiff |", "| zerodiff_tta |", "| zerodiff_diffgen |", "| zerodiffpp |"))]
+    assert len(rows) == 4, out
+    for row in rows:
+        diffs = row.strip("|").split("|")[3:]
+        assert len(diffs) == 6 and all(d.strip() == "0" for d in diffs), row
+    assert "largest CPU-vs-cpu metric difference: 0 " in out
+
+
+def test_gpu_check_without_cuda_says_so(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the no-CUDA message does not apply")
+    assert load_script("gpu_check").main(["--device", "cuda"]) == 2
+    assert "--device cuda: torch" in capsys.readouterr().err
