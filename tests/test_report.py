@@ -52,5 +52,36 @@ def test_committed_readme_matches_committed_metrics():
     if not (REPO / "metrics" / "zerodiff.json").exists():
         import pytest
         pytest.skip("no committed metrics yet")
-    assert main(["--readme", str(REPO / "README.md"), "--metrics", str(REPO / "metrics"),
-                 "--dataset", "animals", "--check"]) == 0
+    extra = []
+    snu = REPO / "results" / "snu-b36-ex" / "sweep.json"
+    if snu.exists():
+        extra = ["--sweep-block", f"snu={snu.relative_to(REPO)}"]
+    import os
+    cwd = os.getcwd()
+    os.chdir(REPO)               # the README command is run from the repository root
+    try:
+        assert main(["--readme", "README.md", "--metrics", "metrics", "--dataset", "animals",
+                     "--check", *extra]) == 0
+    finally:
+        os.chdir(cwd)
+
+
+def test_sweep_and_findings_blocks(tmp_path):
+    write_metrics(tmp_path / "m")
+    stat = lambda m, s: {"mean": m, "std": s}     # noqa: E731
+    cell = lambda h, u: {"n": 3, "h": stat(h, 1.0), "u": stat(u, 1.0), "s": stat(80, 1.0),
+                         "t1": stat(70, 1.0), "s_seen": stat(0.1, 0.01),
+                         "s_unseen": stat(0.2, 0.01)}     # noqa: E731
+    sweep = {"zerodiff": {"p100": cell(40, 30)}, "zerodiffpp": {"p100": cell(50, 45)},
+             "zerodiff_tta": {"p100": cell(41, 31)}, "zerodiff_diffgen": {"p100": cell(44, 38)}}
+    (tmp_path / "m" / "sweep.json").write_text(json.dumps(sweep))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{START}\n{END}\n<!-- sweep:start -->\n<!-- sweep:end -->\n"
+                      "<!-- findings:start -->\n<!-- findings:end -->\n")
+    assert main(["--readme", str(readme), "--metrics", str(tmp_path / "m"),
+                 "--dataset", "toy"]) == 0
+    text = readme.read_text()
+    assert "| 100 % | ZeroDiff++ (DiffTTA + DiffGen) | transductive | 3 | 70.0 ± 1.0 |" in text
+    # +10 H with se sqrt(2/3) ~ 0.82 -> positive; +1 H -> unclear (< 2 se)
+    assert "both H +10.0 (positive)" in text and "DiffTTA H +1.0 (unclear)" in text
+    assert "spuriousness claims: not testable" in text      # one fraction only
