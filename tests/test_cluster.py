@@ -27,6 +27,7 @@ from test_sweep_pipeline import sweep_params
 from zerodiffpp.cluster import launcher
 from zerodiffpp.cluster.jobscript import JobOptions, render
 from zerodiffpp.cluster.state import CellRecord, StateDir
+from zerodiffpp.cluster.workspace import upstream_stages
 
 GRID = {"methods": ["fvaegan"], "fractions": [0.5, 0.25], "seeds": [0, 1]}
 CELLS = ["fvaegan-0.5-0", "fvaegan-0.5-1", "fvaegan-0.25-0", "fvaegan-0.25-1"]
@@ -61,8 +62,8 @@ def grid_repo(tmp: Path, shared: bool = True, epochs: int = 1) -> tuple[Path, di
         (tmp / "cache").mkdir()
         run(["dvc", "cache", "dir", str(tmp / "cache")], repo, env)
         run(["dvc", "config", "cache.shared", "group"], repo, env)
-        run(["dvc", "repro", "features"], repo, env)
-        run(["git", "add", ".dvc/config", "dvc.lock", "data/.gitignore"], repo, env)
+        run(["dvc", "repro", *upstream_stages(repo)], repo, env)   # download, features, ...
+        run(["git", "add", "-A"], repo, env)
         run(["git", "commit", "-qm", "shared cache, features"], repo, env)
     return repo, env
 
@@ -121,7 +122,8 @@ def test_private_or_unshared_cache_is_refused(tmp_path):
     # shared now, but download/features were never stored in it
     proc = cluster_cli(repo, env, "submit", check=False)
     assert proc.returncode == 2
-    assert "not up to date in the shared cache" in proc.stderr and "dvc repro download features" in proc.stderr
+    assert "not up to date in the shared cache" in proc.stderr
+    assert f"dvc repro {' '.join(upstream_stages(repo))}`" in proc.stderr
 
 
 def test_uncommitted_code_is_refused(plain_repo):
