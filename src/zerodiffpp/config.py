@@ -338,6 +338,36 @@ class BaselinesConfig:
     gen_adv_weight: float = opt(1.0, ge=0.0, doc="f-VAEGAN generator adversarial weight")
 
 
+# 10^-3 .. 10^3 for both ESZSL regularisers: one decade apart, 49 closed-form fits in all.
+ESZSL_GRID = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]
+
+
+@dataclass(frozen=True)
+class ESZSLConfig:
+    """ESZSL (Romera-Paredes & Torr 2015), the closed-form baseline (baselines/eszsl.py): its
+    two regularisers, gamma (feature space) and lambda (attribute space; ``lam``, since
+    ``lambda`` is not a field name).  Under eval.selection=validation the pair with the best
+    validation GZSL H is chosen from gamma_grid x lam_grid; under fixed, gamma and lam are used
+    with calibration 0."""
+
+    gamma_grid: list[float] = opt(list(ESZSL_GRID), doc="gamma values scanned on validation")
+    lam_grid: list[float] = opt(list(ESZSL_GRID), doc="lambda values scanned on validation")
+    gamma: float = opt(1.0, gt=0.0, doc="gamma under eval.selection=fixed")
+    lam: float = opt(1.0, gt=0.0, doc="lambda under eval.selection=fixed")
+
+    def __post_init__(self):
+        for name in ("gamma_grid", "lam_grid"):
+            values = getattr(self, name)
+            if not values:
+                raise ConfigError(f"eszsl.{name}: must list at least one value")
+            for i, v in enumerate(values):
+                if not v > 0.0:
+                    raise ConfigError(f"eszsl.{name}[{i}]={v!r}: must be > 0")
+            dup = sorted({v for v in values if values.count(v) > 1})
+            if dup:
+                raise ConfigError(f"eszsl.{name}: {', '.join(map(str, dup))} listed twice")
+
+
 SWEEP_METHODS = ("zerodiff", "fclswgan", "fvaegan")
 
 
@@ -385,6 +415,7 @@ SECTIONS: dict[str, type] = {
     "diffgen": DiffGenConfig,
     "spurious": SpuriousConfig,
     "baselines": BaselinesConfig,
+    "eszsl": ESZSLConfig,
     "sweep": SweepConfig,
 }
 
@@ -403,6 +434,7 @@ class Config:
     diffgen: DiffGenConfig = field(default_factory=DiffGenConfig)
     spurious: SpuriousConfig = field(default_factory=SpuriousConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
+    eszsl: ESZSLConfig = field(default_factory=ESZSLConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
 
 
