@@ -30,6 +30,7 @@ def markers(name: str) -> tuple[str, str]:
 # (key in the metrics files, label, setting).  Transductive rows read unlabelled test
 # features at generation time (METHOD.md 6.1) and are reported apart from inductive ones.
 METHODS = (
+    ("eszsl", "ESZSL (closed form)", "inductive"),
     ("fclswgan", "f-CLSWGAN", "inductive"),
     ("fvaegan", "f-VAEGAN", "inductive"),
     ("zerodiff", "ZeroDiff", "inductive"),
