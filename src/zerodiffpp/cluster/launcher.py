@@ -188,7 +188,9 @@ def requeue(root: Path, state_path: Path, cells: list[str] | None) -> list[CellR
     marker = _write_marker(cache["dir"])
     groups: dict[str, list[CellRecord]] = {}
     for r in failed:
-        if not (Path(r.worktree) / "dvc.yaml").is_file():
+        if (Path(r.worktree) / "dvc.yaml").is_file():
+            workspace.write_cache_config(Path(r.worktree), cache)   # the cache may have moved
+        else:
             workspace.prepare_worktree(root, Path(r.worktree), r.commit, cache, f".{r.cell}.resume")
         r.attempt += 1
         r.marker = marker

@@ -146,6 +146,7 @@ def prepare_worktree(root: Path, path: Path, commit: str, cache: dict, resume_na
         head = git(path, "rev-parse", "HEAD", check=False).stdout.strip()
         if head == commit:
             shutil.copy(root / "dvc.lock", path / "dvc.lock")
+            write_cache_config(path, cache)
             return
         carried = path.parent / f"{path.name}.carry"
         if (path / resume).is_dir():
@@ -162,6 +163,11 @@ def prepare_worktree(root: Path, path: Path, commit: str, cache: dict, resume_na
         os.replace(carried, path / resume)
     if (root / "dvc.lock").is_file():
         shutil.copy(root / "dvc.lock", path / "dvc.lock")
+    write_cache_config(path, cache)
+
+
+def write_cache_config(path: Path, cache: dict) -> None:
+    """The worktree's .dvc/config.local: the shared cache as the login checkout resolves it."""
     lines = ["[cache]", f"    dir = {cache['dir']}", f"    shared = {cache['shared']}"]
     if cache.get("type"):
         lines.append(f"    type = {cache['type']}")
