@@ -104,7 +104,14 @@ def test_checkpoint_is_weights_only_with_plain_meta(tmp_path, data):
     fit(trainer, 1, tmp_path / "model.pt", tmp_path / "h.csv", log=lambda m: None)
     ckpt = torch.load(tmp_path / "model.pt", weights_only=True)
     assert set(ckpt) == {"meta", "models", "optimizers", "state", "history"}
-    assert all(type(v) in (int, float, str, bool) for v in ckpt["meta"].values())
+    plain = (int, float, str, bool)
+
+    def is_plain(v):   # a *_by_fraction table (float -> int) is plain data too
+        return type(v) in plain or (type(v) is dict and all(
+            type(k) in plain and type(x) in plain for k, x in v.items()))
+
+    assert all(is_plain(v) for v in ckpt["meta"].values())
+    assert ckpt["meta"]["cfg_epochs_by_fraction"] == {}
     meta = ckpt["meta"]
     assert (meta["stage"], meta["x_dim"], meta["c_dim"], meta["attr_dim"], meta["hidden"],
             meta["epochs_done"], meta["cfg_use_sc"]) == ("DFG", 24, 20, 6, 16, 1, True)
