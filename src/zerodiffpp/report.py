@@ -219,9 +219,16 @@ def main(argv=None) -> int:
             other = _read(Path(path))
             if not other:
                 raise DataError(f"--sweep-block {spec!r}: {path} not found or empty")
-            new = update_block(new, render_sweep(other, f"`{path}`: mean ± std over seeds."),
-                               f"sweep-{name}")
-            sweeps[name] = other
+            label = name      # the dataset of the params.yaml saved beside it, if any
+            beside = Path(path).with_name("params.yaml")
+            if beside.is_file():
+                import yaml
+
+                data = (yaml.safe_load(beside.read_text()) or {}).get("data", {})
+                label = data.get("name") or data.get("dataset") or name
+            new = update_block(new, render_sweep(
+                other, f"Dataset `{label}`, `{path}`: mean ± std over seeds."), f"sweep-{name}")
+            sweeps[label] = other
         if sweeps and markers("findings")[0] in new:
             new = update_block(new, render_findings(sweeps), "findings")
     except (DataError, OSError) as exc:
