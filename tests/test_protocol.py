@@ -194,7 +194,8 @@ def run_validation_round(data: PreparedData, root, method: str) -> bytes:
         rc = evaluate_stage.main(common + ["--drg", str(root / "drg"), "--dfg", str(root / "dfg"),
                                            "--methods", "zerodiff"])
     else:
-        rc = baseline_stage.main(common + ["--method", method, "--out", str(root / "bl")])
+        rc = baseline_stage.main(common + ["--method", method, "--out", str(root / "bl"),
+                                           "--history", str(root / "history.csv")])
     assert rc == 0
     return out.read_bytes()
 
