@@ -19,7 +19,10 @@ import json
 import sys
 from pathlib import Path
 
+import yaml
+
 from .io import DataError, write_text
+from .spurious.claims import fraction_of
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -101,13 +104,12 @@ def _pm(cell: dict, key: str, digits: int) -> str:
 
 
 def _fraction_label(key: str) -> str:
-    return key[1:].replace("_", ".") + " %"
+    return f"{100 * fraction_of(key):g} %"
 
 
 def render_sweep(sweep: dict, title: str) -> str:
     """Seed means +- std (sample std) per seen fraction and method, from a sweep.json."""
-    fractions = sorted({f for v in sweep.values() for f in v},
-                       key=lambda k: -float(k[1:].replace("_", ".")))
+    fractions = sorted({f for v in sweep.values() for f in v}, key=lambda k: -fraction_of(k))
     lines = [title, "",
              "| seen | method | setting | seeds | ZSL T1 | GZSL U | GZSL S | GZSL H | S_seen "
              "| S_unseen |",
@@ -222,8 +224,6 @@ def main(argv=None) -> int:
             label = name      # the dataset of the params.yaml saved beside it, if any
             beside = Path(path).with_name("params.yaml")
             if beside.is_file():
-                import yaml
-
                 data = (yaml.safe_load(beside.read_text()) or {}).get("data", {})
                 label = data.get("name") or data.get("dataset") or name
             new = update_block(new, render_sweep(
