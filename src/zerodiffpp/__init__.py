@@ -2,8 +2,6 @@
 
 __version__ = "0.1.0"
 
-import os as _os
-
-# Spinning OpenMP workers collapse throughput when two torch processes share the cores
-# (parallel `dvc queue` workers, CI beside other jobs); passive waiting costs nothing alone.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# No OMP_WAIT_POLICY here: PASSIVE made one 2-thread training process 2.5x slower on 2 cores
+# (DFG 99 vs 39 ms per iteration, benchmarks/omp_wait.py).  Parallel workers sharing the cores set
+# runtime.threads=1 instead (README, "several workers"), which leaves OpenMP nothing to spin.
