@@ -97,3 +97,14 @@ def test_gpu_check_without_cuda_says_so(capsys):
         pytest.skip("this machine has CUDA: the no-CUDA message does not apply")
     assert load_script("gpu_check").main(["--device", "cuda"]) == 2
     assert "--device cuda: torch" in capsys.readouterr().err
+
+
+def test_schedule_search_overrides_are_parsed_and_checked():
+    search = load_script("schedule_search")
+    base = {"drg": {"epochs": 6, "batch_size": 64}, "dfg": {"epochs": 6}}
+    out = search.override(base, "drg.epochs=4, dfg.epochs=10,drg.batch_size=128")
+    assert out == {"drg": {"epochs": 4, "batch_size": 128}, "dfg": {"epochs": 10}}
+    assert base["drg"]["epochs"] == 6                       # a copy, not an edit
+    assert search.override(base, "") == base
+    with pytest.raises(SystemExit, match="unknown key drg.epoch"):
+        search.override(base, "drg.epoch=4")

@@ -37,6 +37,19 @@ def test_repro_produces_gzsl_metrics(animals_repo):
     assert (repo / "runs" / "prepared" / "seen_subset.csv").exists()
 
 
+def test_metrics_show_is_a_results_table(animals_repo):
+    """Declared metrics = one row per method (main run, sweep seed means), a few columns."""
+    repo, env, _ = animals_repo
+    out = run(["dvc", "metrics", "show"], repo, env).stdout
+    lines = out.rstrip().splitlines()
+    assert max(map(len, lines)) <= 100, out
+    assert lines[0].split() == ["Path", "H", "H_sd", "S", "T1", "U", "chosen"], lines[0]
+    paths = [line.split()[0] for line in lines[1:]]
+    assert "metrics/zerodiffpp/main.json" in paths and "metrics/eszsl/main.json" in paths
+    assert "metrics/fvaegan/p50.json" in paths      # tiny sweep: fvaegan at 0.5
+    assert not any(p in paths for p in ("metrics/zerodiff.json", "metrics/spuriousness.json"))
+
+
 def test_second_repro_is_a_no_op(animals_repo):
     repo, env, _ = animals_repo
     again = run(["dvc", "repro"], repo, env)
@@ -56,6 +69,8 @@ def test_exp_run_seen_fraction_reruns_only_dependent_stages(animals_repo):
     for stage in ("prepare", "train_drg", "train_dfg", "evaluate"):
         assert f"Running stage '{stage}'" in out, stage
     assert read_metrics(repo) != before
+    diff = run(["dvc", "metrics", "diff"], repo, env).stdout
+    assert "metrics/zerodiff/main.json" in diff and max(map(len, diff.splitlines())) <= 100, diff
     subset = (repo / "runs" / "prepared" / "seen_subset.csv").read_text().splitlines()
     # 7 seen classes x 800 trainval images, 10 % per class -> 560 rows + header.
     assert len(subset) - 1 == 560

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 
 import pytest
@@ -147,3 +148,30 @@ def test_cell_stopped_after_its_baseline_reuses_it(inputs, monkeypatch, capsys):
     assert "resuming" not in capsys.readouterr().out
     assert (json.loads((out / "metrics.json").read_text())
             == json.loads((straight / "metrics.json").read_text()))
+
+
+def test_cell_at_the_main_runs_fraction_and_seed_reuses_its_generators(inputs, capsys, tmp_path):
+    """A finished f-VAEGAN of the 'main run' is offered to the cell with the same fraction and
+    seed, reused (nothing trained), and the metrics equal a cell that trained its own; a cell
+    at another seed is offered nothing."""
+    tmp, params = inputs
+    first = tmp / "donor-src" / "fvaegan-0.5-3"
+    assert sweep_cell.main(cell_argv(tmp, params, "fvaegan", "0.5", "3", first)) == 0
+    runs = tmp_path / "runs"
+    (runs / "baselines" / "fvaegan").mkdir(parents=True)
+    shutil.copy(first / "models" / "fvaegan.pt", runs / "baselines" / "fvaegan" / "model.pt")
+    main_params = tmp_path / "params.yaml"
+    raw = yaml.safe_load(params.read_text())
+    raw["train"] = {**raw.get("train", {}), "seen_fraction": 0.5, "seed": 3}
+    main_params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    capsys.readouterr()
+    reused = tmp / "donor-dst" / "fvaegan-0.5-3"
+    argv = cell_argv(tmp, main_params, "fvaegan", "0.5", "3", reused) + ["--reuse-from", str(runs)]
+    assert sweep_cell.main(argv) == 0
+    log = capsys.readouterr().out
+    assert "offering the main run's" in log and "resuming after epoch" in log, log
+    assert (json.loads((reused / "metrics.json").read_text())
+            == json.loads((first / "metrics.json").read_text()))
+    other = cell_argv(tmp, main_params, "fvaegan", "0.5", "4", tmp / "donor-dst" / "fvaegan-0.5-4")
+    assert sweep_cell.main(other + ["--reuse-from", str(runs)]) == 0
+    assert "offering" not in capsys.readouterr().out

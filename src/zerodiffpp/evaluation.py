@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from . import metrics
-from .classifier import SoftmaxClassifier, log_probs, predict, train_classifier
+from .classifier import SoftmaxClassifier, log_probs, train_classifier
 from .config import EvalConfig
 from .io import DataError
 from .protocol.calibration import calibrate, seen_mask
@@ -195,7 +195,7 @@ def _seed_from(generator: torch.Generator) -> int:
     return int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
 
 
-def _sub_generator(base: int, *tags) -> torch.Generator:
+def sub_generator(base: int, *tags) -> torch.Generator:
     """Independent CPU generator per (variant, protocol): a variant's numbers do not depend
     on which other variants are evaluated in the same call."""
     seed = int(np.random.SeedSequence([base % 2**63, *tags]).generate_state(1, np.uint64)[0])
@@ -267,7 +267,7 @@ def evaluate_variants(train: Inputs, train_y, syn: Inputs, syn_y, test_seen: Inp
             run = ProtocolRun(model, all_classes)
             return metrics.gzsl_scores(ts_y, run.predict(test_seen, v), tu_y,
                                        run.predict(test_unseen, v), seen, unseen)
-        g = _train(gzsl_inputs, y_gzsl, len(all_classes), variant, cfg, _sub_generator(base, vi, 0),
+        g = _train(gzsl_inputs, y_gzsl, len(all_classes), variant, cfg, sub_generator(base, vi, 0),
                    w_gzsl, gzsl_scores if best_of_test else None, progress)
         gzsl_run = ProtocolRun(g.model, all_classes, g.monitor, cfg.calibration, seen)
         pred_s, pred_u = gzsl_run.predict(test_seen, variant), gzsl_run.predict(test_unseen, variant)
@@ -276,7 +276,7 @@ def evaluate_variants(train: Inputs, train_y, syn: Inputs, syn_y, test_seen: Inp
         # --- ZSL: synthetic unseen only, over unseen classes
         def zsl_score(model, v=variant):
             return metrics.zsl_t1(tu_y, ProtocolRun(model, unseen).predict(test_unseen, v), unseen)
-        z = _train(syn, y_zsl, len(unseen), variant, cfg, _sub_generator(base, vi, 1),
+        z = _train(syn, y_zsl, len(unseen), variant, cfg, sub_generator(base, vi, 1),
                    w_syn, zsl_score if best_of_test else None, progress, zsl_epochs(cfg))
         zsl_run = ProtocolRun(z.model, unseen, z.monitor)
         pred_z = zsl_run.predict(test_unseen, variant)
@@ -322,7 +322,7 @@ def seen_diagnostic(syn_seen: Inputs, syn_seen_y, test_seen: Inputs, test_seen_y
     mean per-class accuracy on real test-seen.  Measures how well G covers seen classes."""
     seen = np.unique(_ids(seen_classes))
     y = compact_labels(syn_seen_y, seen, "synthetic seen labels")
-    r = _train(syn_seen, y, len(seen), variant, cfg, _sub_generator(_seed_from(generator), 99),
+    r = _train(syn_seen, y, len(seen), variant, cfg, sub_generator(_seed_from(generator), 99),
                None, None, None)
     pred = ProtocolRun(r.model, seen).predict(test_seen, variant)
     return metrics.mean_class_accuracy(_ids(test_seen_y), pred, seen)

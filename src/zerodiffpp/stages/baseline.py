@@ -39,7 +39,7 @@ from ..baselines import BASELINES, get_baseline
 from ..config import ConfigError, load_config
 from ..data.prepared import PreparedData
 from ..io import save_checkpoint, write_csv, write_json, write_npz
-from ..protocol.selection import resolve
+from ..protocol.selection import add_selection_args, resolve
 from ..seeds import TAG_CLF, TAG_SPURIOUS, TAG_SYN, derived_seed
 from .common import atomic_dir, run_stage, stage_parser
 
@@ -57,14 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="per-epoch history CSV (default plots/history/<method>.csv)")
     parser.add_argument("--best-of-test", action="store_true",
                         help="also report the leaky best-of-test numbers (diagnostic)")
-    parser.add_argument("--selection", default=None,
-                        help="the validation round's choice (metrics/selection/<method>.json); "
-                             "used when eval.selection=validation")
-    parser.add_argument("--select", default=None, metavar="OUT",
-                        help="validation round: --prepared is the validation view; train on its "
-                             "train-classes, choose the protocol settings, write them to OUT")
-    parser.add_argument("--select-details", default=None,
-                        help="with --select: every candidate's validation scores (JSON)")
+    add_selection_args(parser, "metrics/selection/<method>.json",
+                       "validation round: --prepared is the validation view; train on its "
+                       "train-classes, choose the protocol settings, write them to OUT")
     args = parser.parse_args(argv)
     args.out = args.out or f"runs/baselines/{args.method}"
     args.metrics = args.metrics or f"metrics/baselines/{args.method}.json"

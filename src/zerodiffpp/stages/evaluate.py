@@ -50,7 +50,7 @@ from ..data.prepared import PreparedData
 from ..evaluation import (build_blocks, concat_inputs, evaluate_protocols, metrics_json,
                           per_class_csv_frame)
 from ..io import write_csv, write_json, write_npz
-from ..protocol.selection import resolve
+from ..protocol.selection import add_selection_args, resolve
 from ..seeds import (TAG_CLF, TAG_DIFFGEN, TAG_MIX, TAG_SPURIOUS, TAG_SYN, TAG_TTA, TAG_TTA_CLF,
                      derived_seed)
 from .common import run_stage, stage_parser
@@ -294,14 +294,9 @@ def main(argv=None) -> None:
                         help=f"comma-separated subset of {', '.join(METHODS)}")
     parser.add_argument("--best-of-test", action="store_true",
                         help="also report the leaky best-of-test numbers (diagnostic)")
-    parser.add_argument("--selection", default=None,
-                        help="the validation round's choice (metrics/selection/zerodiff.json); "
-                             "used when eval.selection=validation")
-    parser.add_argument("--select", default=None, metavar="OUT",
-                        help="validation round: --prepared/--drg/--dfg are the validation view "
-                             "and its generators; choose the protocol settings, write them to OUT")
-    parser.add_argument("--select-details", default=None,
-                        help="with --select: every candidate's validation scores (JSON)")
+    add_selection_args(parser, "metrics/selection/zerodiff.json",
+                       "validation round: --prepared/--drg/--dfg are the validation view "
+                       "and its generators; choose the protocol settings, write them to OUT")
     args = parser.parse_args(argv)
 
     methods = parse_methods(args.methods)

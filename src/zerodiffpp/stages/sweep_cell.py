@@ -39,6 +39,13 @@ written keeps it, and its rerun resumes (docs/reliability.md): each generator (D
 baseline) continues from its last epoch, or, when finished, is reused with nothing left to
 train -- in both cases only if the trainer's own check (configuration, seed, data, code version)
 accepts the checkpoint.
+The cell at the main run's own fraction and seed (``train.seen_fraction`` / ``train.seed``)
+trains exactly the main pipeline's generators; with ``--reuse-from runs`` it offers them
+(``runs/drg``, ``runs/val/dfg``, ``runs/baselines/<method>``, ...) to its trainers through the
+same resume slot, so they are reused when they pass that check and retrained otherwise: a
+memo, not an input -- the cell's metrics are the same either way (tested), and DVC does not
+list the main run's outputs as its dependencies.  It saves the default ``dvc repro`` about a
+minute (benchmarks/README.md).
 Accuracies are percent (2 decimals); spuriousness values as the spuriousness stage writes them.
 """
 from __future__ import annotations
@@ -71,6 +78,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="the validation round's features (val_features stage)")
     parser.add_argument("--val-split", default="runs/val/split.json",
                         help="the validation classes (validation_classes stage)")
+    parser.add_argument("--reuse-from", default="runs", metavar="DIR",
+                        help="the main pipeline's run folder: a cell at the main run's own "
+                             "fraction and seed offers its finished generators to the trainers "
+                             "(reused only if they pass the resume check); '' = never")
     return parser.parse_args(argv)
 
 
@@ -136,14 +147,15 @@ def _variant_metrics(eval_json: dict, spurious_json: dict, variants) -> dict:
 
 
 def run_cell(method: str, fraction: float, seed: int, out: Path, params: Path, raw: Path,
-             features: Path, timings: dict, val_inputs: tuple[Path, Path]) -> dict:
+             features: Path, timings: dict, val_inputs: tuple[Path, Path],
+             reuse_from: str = "") -> dict:
     variants = VARIANTS[method]
     text = yaml.safe_dump(cell_params(params, fraction, seed), sort_keys=False)
     work = resume_dir(out)
     work.mkdir(parents=True, exist_ok=True)
     try:
         metrics = _run_in(work, method, fraction, seed, out, text, raw, features, variants, timings,
-                          val_inputs)
+                          val_inputs, main_run_donors(params, fraction, seed, reuse_from))
     except BaseException:
         if _has_checkpoint(work):
             print(f"sweep cell: kept {work} (generator checkpoints); rerun the cell to resume",
@@ -183,12 +195,49 @@ def _offer_finished(model: Path) -> None:
         os.replace(model, slot)
 
 
+def main_run_donors(params: Path, fraction: float, seed: int, runs: str) -> dict[str, Path]:
+    """Finished generators of the main pipeline that this cell may reuse: only when the cell's
+    fraction and seed are the main run's own (``train.seen_fraction`` / ``train.seed`` of
+    ``params``; the main run and that cell then train the same models on the same data), keyed
+    by the cell's work path (``drg``, ``val/dfg``, ``fvaegan``, ...).  Whether one is actually
+    used is the trainer's decision: the resume check compares configuration, seed, data
+    fingerprint and code version, exactly as for an interrupted cell, so the cell's outputs are
+    the same with or without them (tests/test_sweep_cell.py)."""
+    if not runs:
+        return {}
+    train = config_from_dict(yaml.safe_load(Path(params).read_text()) or {}).train
+    if (train.seen_fraction, train.seed) != (fraction, seed):
+        return {}
+    root = Path(runs)
+    donors = {"drg": root / "drg", "dfg": root / "dfg",
+              "val/drg": root / "val" / "drg", "val/dfg": root / "val" / "dfg"}
+    for m in METHODS:
+        if m != "zerodiff":
+            donors[m] = root / "baselines" / m
+            donors[f"val/{m}"] = root / "val" / "baselines" / m
+    return {k: v / "model.pt" for k, v in donors.items() if (v / "model.pt").exists()}
+
+
+def _offer_donor(work: Path, name: str, donors: dict[str, Path]) -> None:
+    """Copy the main run's finished ``name`` generator into the cell's empty resume slot."""
+    from ..trainloop import resume_path_for
+
+    model = work / name / "model.pt"
+    slot = resume_path_for(model)
+    if name in donors and not model.exists() and not slot.exists():
+        slot.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(donors[name], slot)
+        print(f"sweep cell: offering the main run's {donors[name]} as {name} "
+              "(the trainer checks it)")
+
+
 def _run_in(work: Path, method: str, fraction: float, seed: int, out: Path, text: str,
             raw: Path, features: Path, variants, timings: dict,
-            val_inputs: tuple[Path, Path]) -> dict:
+            val_inputs: tuple[Path, Path], donors: dict[str, Path] | None = None) -> dict:
     from . import (baseline, evaluate, prepare, spuriousness, train_dfg, train_drg,
                    validation_split)
 
+    donors = donors or {}
     with atomic_dir(out) as cell:
         write_text(work / "params.yaml", text)
         write_text(cell / "params.yaml", text)
@@ -211,6 +260,7 @@ def _run_in(work: Path, method: str, fraction: float, seed: int, out: Path, text
             if validate:
                 for name, stage_main in trainers:
                     _offer_finished(val / name / "model.pt")
+                    _offer_donor(work, f"val/{name}", donors)
                     _call(f"val_train_{name}", stage_main, p + [
                         "--prepared", str(val / "prepared"), "--out", str(val / name),
                         "--history", str(val / f"{name}.csv")], timings)
@@ -220,6 +270,7 @@ def _run_in(work: Path, method: str, fraction: float, seed: int, out: Path, text
                     "--select", str(selection)], timings)
             for name, stage_main in trainers:
                 _offer_finished(work / name / "model.pt")
+                _offer_donor(work, name, donors)
                 _call(f"train_{name}", stage_main, p + ["--prepared", str(prepared), "--out",
                       str(work / name), "--history", str(cell / "history" / f"{name}.csv")],
                       timings)
@@ -235,11 +286,13 @@ def _run_in(work: Path, method: str, fraction: float, seed: int, out: Path, text
         else:
             if validate:
                 _offer_finished(val / method / "model.pt")
+                _offer_donor(work, f"val/{method}", donors)
                 _call("val_baseline", baseline.main, p + [
                     "--method", method, "--prepared", str(val / "prepared"),
                     "--out", str(val / method), "--history", str(val / f"{method}.csv"),
                     "--select", str(selection)], timings)
             _offer_finished(work / method / "model.pt")
+            _offer_donor(work, method, donors)
             _call("baseline", baseline.main, p + [
                 "--method", method, "--prepared", str(prepared), "--out", str(work / method),
                 "--metrics", str(cell / "eval.json"),
@@ -269,7 +322,7 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     metrics = run_cell(args.method, fraction, seed, Path(args.out), Path(args.params),
                        Path(args.raw), Path(args.features), timings,
-                       (Path(args.val_features), Path(args.val_split)))
+                       (Path(args.val_features), Path(args.val_split)), args.reuse_from)
     for variant, m in metrics["variants"].items():
         print(f"sweep cell {args.method} fraction {args.fraction} seed {seed}: {variant:17s} "
               f"T1 {m['t1']:6.2f}  U {m['u']:6.2f}  S {m['s']:6.2f}  H {m['h']:6.2f}  "

@@ -1,0 +1,129 @@
+"""The results table that ``dvc metrics show`` prints: one small JSON per row.
+
+The detail files (``metrics/zerodiff.json``, ``metrics/baselines/*.json``,
+``metrics/selection/*.json``, ``metrics/spuriousness.json``, ``metrics/sweep.json``) hold every
+number, nested per method; declared as DVC metrics they made ``dvc metrics show`` one row of
+~300 columns.  The declared metrics are these rows instead (stage ``table``), all with the same
+few keys, so the table reads rows = methods in a 100-column terminal::
+
+    metrics/<method>/main.json   the main run (train.seen_fraction, train.seed): T1, U, S, H, chosen
+    metrics/<method>/p100.json   sweep seed means at that fraction: T1, U, S, H, H_sd (sample std)
+
+(percent).  ``chosen`` is what the validation round chose, in one short string:
+``<input variant> <syn_per_class> e<GZSL epochs>/<ZSL epochs> c<calibration>``, plus
+``t<pseudo-label threshold>`` on the DiffTTA / DiffGen rows; ESZSL ``g<gamma> l<lambda>
+c<calibration>``; ``fixed`` under ``eval.selection: fixed``.  The detail files stay committed
+beside them and are diffed on request: ``dvc metrics diff --targets metrics/selection``.
+
+numpy-free and torch-free: the stage starts in well under a second.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping
+
+from .io import DataError
+
+ZERODIFF_ROWS = ("zerodiff", "zerodiff_tta", "zerodiff_diffgen", "zerodiffpp")
+TRANSDUCTIVE = ("zerodiff_tta", "zerodiff_diffgen", "zerodiffpp")
+BASELINE_ROWS = ("fclswgan", "fvaegan", "eszsl")
+ROWS = ZERODIFF_ROWS + BASELINE_ROWS
+# The selection file each row's choice comes from (DiffTTA / DiffGen reuse ZeroDiff's).
+SELECTION_OF = {**{m: "zerodiff" for m in ZERODIFF_ROWS}, "fclswgan": "fclswgan",
+                "fvaegan": "fvaegan", "eszsl": "eszsl"}
+
+
+def read_detail(path: Path) -> dict:
+    if not path.exists():
+        raise DataError(f"{path}: missing (run the stage that writes it, e.g. `dvc repro`)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+
+
+def _num(value: float) -> str:
+    """A setting in at most 4 significant digits, without a trailing '.0'."""
+    return f"{value:.4g}"
+
+
+def chosen_label(method: str, selection: Mapping | None) -> str:
+    """The short ``chosen`` string of one row (module docstring); ``fixed`` without a
+    validation choice."""
+    if not selection or selection.get("selection") == "fixed" or "chosen" not in selection:
+        return "fixed"
+    c = selection["chosen"]
+    if "lambda" in c:                                    # ESZSL
+        return f"g{_num(c['gamma'])} l{_num(c['lambda'])} c{_num(c['calibration'])}"
+    text = (f"{c['variant']} {c['syn_per_class']} e{c['gzsl_epochs']}/{c['zsl_epochs']} "
+            f"c{c['calibration']:.3g}")
+    if method in TRANSDUCTIVE and "tta_confidence" in c:
+        text += f" t{_num(c['tta_confidence'])}"
+    return text
+
+
+def accuracy_row(body: Mapping, where: str) -> dict:
+    """T1 / U / S / H of a detail entry ``{"zsl": {"t1"}, "gzsl": {"u", "s", "h"}}``."""
+    try:
+        return {"T1": body["zsl"]["t1"], "U": body["gzsl"]["u"], "S": body["gzsl"]["s"],
+                "H": body["gzsl"]["h"]}
+    except (KeyError, TypeError):
+        raise DataError(f"{where}: expected zsl.t1 and gzsl.u / s / h") from None
+
+
+def main_rows(metrics_dir: Path, selection: str = "validation") -> dict[str, dict]:
+    """method -> {T1, U, S, H, chosen} of the main run, from the detail files in ``metrics_dir``."""
+    metrics_dir = Path(metrics_dir)
+    zd_path = metrics_dir / "zerodiff.json"
+    details = dict(read_detail(zd_path))
+    sources = {m: zd_path for m in ZERODIFF_ROWS}
+    for m in BASELINE_ROWS:
+        path = metrics_dir / "baselines" / f"{m}.json"
+        details.update(read_detail(path))
+        sources[m] = path
+    rows = {}
+    for m in ROWS:
+        if m not in details:
+            raise DataError(f"{sources[m]}: no entry '{m}'")
+        row = accuracy_row(details[m], f"{sources[m]} [{m}]")
+        if selection == "fixed":
+            row["chosen"] = "fixed"
+        else:
+            sel_path = metrics_dir / "selection" / f"{SELECTION_OF[m]}.json"
+            row["chosen"] = chosen_label(m, read_detail(sel_path).get(SELECTION_OF[m]))
+        rows[m] = row
+    return rows
+
+
+def sweep_rows(sweep: Mapping) -> dict[str, dict[str, dict]]:
+    """fraction key (``p100``) -> method -> {T1, U, S, H, H_sd} from a ``metrics/sweep.json``."""
+    out: dict[str, dict[str, dict]] = {}
+    for method in ROWS:
+        for frac, cell in (sweep.get(method) or {}).items():
+            try:
+                row = {"T1": cell["t1"]["mean"], "U": cell["u"]["mean"], "S": cell["s"]["mean"],
+                       "H": cell["h"]["mean"], "H_sd": cell["h"]["std"]}
+            except (KeyError, TypeError):
+                raise DataError(f"sweep metrics [{method}][{frac}]: expected t1/u/s/h mean and "
+                                "h std") from None
+            out.setdefault(frac, {})[method] = row
+    return out
+
+
+def rows_by_method(main: Mapping[str, Mapping], sweep: Mapping[str, Mapping[str, Mapping]]
+                   ) -> dict[str, dict[str, Mapping]]:
+    """method -> {row name (``main``, ``p100``, ...) -> row}: the files of ``metrics/<method>/``."""
+    out: dict[str, dict[str, Mapping]] = {m: {"main": row} for m, row in main.items()}
+    for frac, rows in sweep.items():
+        for method, row in rows.items():
+            out.setdefault(method, {})[frac] = row
+    return out
+
+
+def write_method_rows(method_dir: Path, rows: Mapping[str, Mapping]) -> None:
+    """``<method_dir>/<row name>.json`` per row."""
+    method_dir = Path(method_dir)
+    method_dir.mkdir(parents=True, exist_ok=True)
+    for name, row in rows.items():
+        (method_dir / f"{name}.json").write_text(json.dumps(dict(row), indent=2) + "\n")
