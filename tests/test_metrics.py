@@ -53,13 +53,3 @@ def test_gzsl_and_zsl_scores():
     assert out["u"] == pytest.approx(0.5)
     assert out["h"] == pytest.approx(0.6)
     assert metrics.zsl_t1(u_true, [3, 2, 3, 3], unseen) == pytest.approx(0.75)
-
-
-def test_mean_class_accuracy_standard_error_by_hand():
-    # class 0: 3 of 4 right (p 0.75, n 4); class 1: 1 of 2 right (p 0.5, n 2)
-    y_true = [0, 0, 0, 0, 1, 1]
-    y_pred = [0, 0, 0, 1, 1, 0]
-    mean, se = metrics.mean_class_accuracy_se(y_true, y_pred, [0, 1])
-    assert mean == pytest.approx(0.625)
-    assert se == pytest.approx(np.sqrt(0.75 * 0.25 / 4 + 0.5 * 0.5 / 2) / 2)
-    assert metrics.mean_class_accuracy_se([0, 1], [0, 1], [0, 1]) == (1.0, 0.0)

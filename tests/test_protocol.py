@@ -16,8 +16,7 @@ from zerodiffpp.config import Config, ConfigError, EvalConfig
 from zerodiffpp.data.prepared import PreparedData
 from zerodiffpp.io import DataError, write_json
 from zerodiffpp.protocol import calibration as cal
-from zerodiffpp.protocol.selection import (apply_selection, fewest_epochs_within_one_se,
-                                          load_selection, resolve)
+from zerodiffpp.protocol.selection import apply_selection, load_selection, resolve
 from zerodiffpp.protocol.split import choose_classes, dataset_val_classes, validation_view
 
 
@@ -89,17 +88,6 @@ def test_protocol_run_applies_calibration():
 
 
 # --------------------------------------------------------------------------- split
-
-
-def test_one_standard_error_rule_takes_the_earliest_epoch_near_the_best():
-    # best 0.60 (se 0.05) at epoch 3: epoch 1 (0.56) is within one se, epoch 0 (0.50) is not
-    curve = [(0.50, 0.05), (0.56, 0.05), (0.52, 0.05), (0.60, 0.05), (0.58, 0.05)]
-    assert fewest_epochs_within_one_se(curve) == 1
-    # a zero standard error falls back to the plain argmax (its first occurrence)
-    assert fewest_epochs_within_one_se([(0.2, 0.0), (0.7, 0.0), (0.7, 0.0)]) == 1
-    # chance-level noise: everything within one se of the best -> the first epoch
-    noise = [(0.50, 0.0125), (0.505, 0.0125), (0.511, 0.0125), (0.49, 0.0125)]
-    assert fewest_epochs_within_one_se(noise) == 0
 
 
 def test_seeded_validation_classes():

@@ -61,17 +61,6 @@ def mean_class_accuracy(y_true, y_pred, classes, name: str = "test set") -> floa
     return float(table["accuracy"].mean())
 
 
-def mean_class_accuracy_se(y_true, y_pred, classes, name: str = "test set") -> tuple[float, float]:
-    """The macro mean of per-class accuracy and its binomial standard error,
-    sqrt(sum_c p_c (1 - p_c) / n_c) / C (classes independent, samples Bernoulli)."""
-    table = per_class_table(y_true, y_pred, classes)
-    if table.empty:
-        raise DataError(f"{name}: no test sample belongs to any target class "
-                        "(per-class accuracy undefined)")
-    p, n = table["accuracy"].to_numpy(), table["n_test"].to_numpy()
-    return float(p.mean()), float(np.sqrt((p * (1 - p) / n).sum()) / len(p))
-
-
 def harmonic_mean(u: float, s: float) -> float:
     """H = 2US/(U+S); 0 when U + S = 0."""
     return 0.0 if u + s == 0 else float(2.0 * u * s / (u + s))

@@ -176,28 +176,16 @@ def scan_candidate(sets: ValidationSets, syn: Inputs, syn_y: np.ndarray, variant
 
     def zsl_monitor(model):
         pred = sets.unseen[log_probs(model, unseen_blocks).argmax(dim=1).cpu().numpy()]
-        return metrics.mean_class_accuracy_se(sets.val_unseen_y, pred, sets.unseen,
-                                              "validation-class samples")
+        return metrics.zsl_t1(sets.val_unseen_y, pred, sets.unseen)
 
     z = train_classifier(select(syn, variant), compact_labels(syn_y, sets.unseen, "ZSL labels"),
                          len(sets.unseen), epochs=ev.max_classifier_epochs, lr=ev.classifier_lr,
                          batch_size=ev.classifier_batch, generator=sub_generator(seed, 2, n_syn),
                          monitor=zsl_monitor)
-    ze = fewest_epochs_within_one_se(z.monitor)
+    ze = int(np.argmax(z.monitor))
     best = per_epoch[e]
     return CandidateScore(variant, n_syn, e + 1, best.gamma, best.u, best.s, best.h,
-                          plain["h"], ze + 1, z.monitor[ze][0])
-
-
-def fewest_epochs_within_one_se(curve: Sequence[tuple[float, float]]) -> int:
-    """The one-standard-error rule (Hastie, Tibshirani & Friedman, ESL 7.10): the earliest epoch
-    (0-based) whose score is within one standard error of the best one.  ``curve``: per-epoch
-    ``(score, standard error)``.  Why: on a small validation task the argmax over 50 epochs picks
-    noise (``animals`` has 2 validation classes; with the plain argmax one seed's ZSL epochs were
-    49 at a chance-level validation T1 and its test T1 fell from ~95 to 69, docs/protocol.md)."""
-    scores = np.array([score for score, _ in curve], dtype=float)
-    best = int(np.argmax(scores))
-    return int(np.flatnonzero(scores >= scores[best] - curve[best][1])[0])
+                          plain["h"], ze + 1, float(z.monitor[ze]))
 
 
 def choose_threshold(run: ProtocolRun, sets: ValidationSets, variant: str, cfg: Config):
