@@ -11,7 +11,7 @@ few keys, so the table reads rows = methods in a 100-column terminal::
 
 (percent).  ``chosen`` is what the validation round chose, in one short string:
 ``<input variant> <syn_per_class> e<GZSL epochs>/<ZSL epochs> c<calibration>``, plus
-``t<pseudo-label threshold>`` on the DiffTTA / DiffGen rows; ESZSL ``g<gamma> l<lambda>
+``t<pseudo-label threshold>`` (``t.3`` = 0.3) on the DiffTTA / DiffGen rows; ESZSL ``g<gamma> l<lambda>
 c<calibration>``; ``fixed`` under ``eval.selection: fixed``.  The detail files stay committed
 beside them and are diffed on request: ``dvc metrics diff --targets metrics/selection``.
 
@@ -58,8 +58,8 @@ def chosen_label(method: str, selection: Mapping | None) -> str:
         return f"g{_num(c['gamma'])} l{_num(c['lambda'])} c{_num(c['calibration'])}"
     text = (f"{c['variant']} {c['syn_per_class']} e{c['gzsl_epochs']}/{c['zsl_epochs']} "
             f"c{c['calibration']:.3g}")
-    if method in TRANSDUCTIVE and "tta_confidence" in c:
-        text += f" t{_num(c['tta_confidence'])}"
+    if method in TRANSDUCTIVE and "tta_confidence" in c:      # t.3: no leading zero (width)
+        text += f" t{_num(c['tta_confidence']).removeprefix('0')}"
     return text
 
 
