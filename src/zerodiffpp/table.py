@@ -6,13 +6,14 @@ number, nested per method; declared as DVC metrics they made ``dvc metrics show`
 ~300 columns.  The declared metrics are these rows instead (stage ``table``), all with the same
 few keys, so the table reads rows = methods in a 100-column terminal::
 
-    metrics/<method>/main.json   the main run (train.seen_fraction, train.seed): T1, U, S, H, chosen
+    metrics/<method>/main.json   the main run (train.seen_fraction, train.seed): T1, U, S, H,
+                                 chosen (+ tau on the DiffTTA / DiffGen rows)
     metrics/<method>/p100.json   sweep seed means at that fraction: T1, U, S, H, H_sd (sample std)
 
 (percent).  ``chosen`` is what the validation round chose, in one short string:
-``<input variant> <syn_per_class> e<GZSL epochs>/<ZSL epochs> c<calibration>``, plus
-``t<pseudo-label threshold>`` (``t.3`` = 0.3) on the DiffTTA / DiffGen rows; ESZSL ``g<gamma> l<lambda>
-c<calibration>``; ``fixed`` under ``eval.selection: fixed``.  The detail files stay committed
+``<input variant> <syn_per_class> e<GZSL epochs>/<ZSL epochs> c<calibration>``; ESZSL
+``g<gamma> l<lambda> c<calibration>``; ``fixed`` under ``eval.selection: fixed``.  ``tau`` is the
+DiffTTA / DiffGen pseudo-label threshold the round chose.  The detail files stay committed
 beside them and are diffed on request: ``dvc metrics diff --targets metrics/selection``.
 
 numpy-free and torch-free: the stage starts in well under a second.
@@ -58,8 +59,6 @@ def chosen_label(method: str, selection: Mapping | None) -> str:
         return f"g{_num(c['gamma'])} l{_num(c['lambda'])} c{_num(c['calibration'])}"
     text = (f"{c['variant']} {c['syn_per_class']} e{c['gzsl_epochs']}/{c['zsl_epochs']} "
             f"c{c['calibration']:.3g}")
-    if method in TRANSDUCTIVE and "tta_confidence" in c:      # t.3: no leading zero (width)
-        text += f" t{_num(c['tta_confidence']).removeprefix('0')}"
     return text
 
 
@@ -73,7 +72,7 @@ def accuracy_row(body: Mapping, where: str) -> dict:
 
 
 def main_rows(metrics_dir: Path, selection: str = "validation") -> dict[str, dict]:
-    """method -> {T1, U, S, H, chosen} of the main run, from the detail files in ``metrics_dir``."""
+    """method -> {T1, U, S, H, chosen[, tau]} of the main run, from the detail files in ``metrics_dir``."""
     metrics_dir = Path(metrics_dir)
     zd_path = metrics_dir / "zerodiff.json"
     details = dict(read_detail(zd_path))
@@ -91,7 +90,11 @@ def main_rows(metrics_dir: Path, selection: str = "validation") -> dict[str, dic
             row["chosen"] = "fixed"
         else:
             sel_path = metrics_dir / "selection" / f"{SELECTION_OF[m]}.json"
-            row["chosen"] = chosen_label(m, read_detail(sel_path).get(SELECTION_OF[m]))
+            body = read_detail(sel_path).get(SELECTION_OF[m])
+            row["chosen"] = chosen_label(m, body)
+            tau = ((body or {}).get("chosen") or {}).get("tta_confidence")
+            if m in TRANSDUCTIVE and tau is not None:
+                row["tau"] = tau          # a number of its own: diffable, keeps `chosen` short
         rows[m] = row
     return rows
 
