@@ -114,7 +114,7 @@ def test_stage_main_missing_cell_exits_2(cells, tmp_path, capsys):
                                                 "seeds": [0]}}))
     rc = stage.main(["--params", str(params), "--cells", str(cells),
                      "--metrics", str(tmp_path / "m.json"), "--long", str(tmp_path / "l.csv"),
-                     "--summary", str(tmp_path / "s.csv")])
+                     "--summary", str(tmp_path / "s.csv"), "--rows", str(tmp_path / "rows")])
     assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith("error: sweep cell fclswgan-0.3-0 (method fclswgan, fraction 0.3, seed 0)")
@@ -128,9 +128,13 @@ def test_stage_main_writes_outputs(cells, tmp_path):
     out = tmp_path / "out"
     rc = stage.main(["--params", str(params), "--cells", str(cells), "--metrics",
                      str(out / "sweep.json"), "--long", str(out / "sweep.csv"),
-                     "--summary", str(out / "summary.csv")])
+                     "--summary", str(out / "summary.csv"), "--rows", str(out / "rows")])
     assert rc == 0
     metrics = json.loads((out / "sweep.json").read_text())
+    # the results-table rows: one file per fraction and method, the same few keys
+    row = json.loads((out / "rows" / "p10" / "fclswgan.json").read_text())
+    assert set(row) == {"T1", "U", "S", "H", "H_sd"} and row["H"] == 11.0
+    assert sorted(p.name for p in (out / "rows").iterdir()) == ["p10", "p100"]
     assert list(metrics) == ["fclswgan"] and set(metrics["fclswgan"]) == {"p10", "p100"}
     assert metrics["fclswgan"]["p10"]["h"]["mean"] == 11.0
     assert len(pd.read_csv(out / "sweep.csv")) == 2 * 3 * 12

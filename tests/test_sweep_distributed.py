@@ -23,32 +23,27 @@ from pipeline_utils import make_pipeline_repo, run
 from test_sweep_pipeline import ran, sweep_params
 
 GRID = {"methods": ["fvaegan"], "fractions": [1.0], "seeds": [0]}
-METRIC = "fvaegan.p100.h.mean"
+ROW = "metrics/sweep/p100/fvaegan.json"      # the sweep's row of the results table
+METRIC = f"{ROW}:H"
 
 
 def exp_rows(repo, env) -> list[dict]:
-    """``dvc exp show --json`` flattened: one dict per experiment (name, state, params, metrics)."""
+    """``dvc exp show --json`` flattened: one dict per experiment (name, state, seeds, and every
+    metric as ``<file>:<key>``, the column names of ``dvc exp show``)."""
     data = json.loads(run(["dvc", "exp", "show", "--json", "--no-pager"], repo, env).stdout)
     rows = []
-
-    def flat(prefix, obj, out):
-        for k, v in obj.items():
-            if isinstance(v, dict):
-                flat(f"{prefix}{k}.", v, out)
-            else:
-                out[f"{prefix}{k}"] = v
-        return out
 
     def visit(entry):
         for exp in entry.get("experiments") or []:
             for rev in exp.get("revs") or []:
                 d = rev.get("data") or {}
-                metrics = ((d.get("metrics") or {}).get("metrics/sweep.json") or {}).get("data") or {}
+                metrics = {f"{path}:{k}": v for path, body in (d.get("metrics") or {}).items()
+                           for k, v in ((body or {}).get("data") or {}).items()}
                 params = ((d.get("params") or {}).get("params.yaml") or {}).get("data") or {}
                 state = (exp.get("executor") or {}).get("state")   # None once pulled
                 rows.append({"name": rev.get("name") or exp.get("name"), "state": state,
                              "seeds": (params.get("sweep") or {}).get("seeds"),
-                             **flat("", metrics, {})})
+                             **metrics})
     for entry in data:
         visit(entry)
     return rows
@@ -127,10 +122,10 @@ def test_queued_grid_with_two_workers(tmp_path):
     assert set(by_seeds) == {(0,), (1,)}, by_seeds
     for seeds, row in by_seeds.items():
         assert row["state"] == "success", (row, queue_diagnostics(repo, env, [row["name"]]))
-        assert 0.0 <= row[METRIC] <= 100.0 and row["fvaegan.p100.n"] == 1
+        assert 0.0 <= row[METRIC] <= 100.0 and row[f"{ROW}:H_sd"] == 0.0     # one seed
     # The human-readable table shows the same two experiments.
     table = run(["dvc", "exp", "show", "--no-pager", "--csv", "--drop", ".*", "--keep",
-                 f"Experiment|State|sweep.seeds|{re.escape(METRIC)}"], repo, env).stdout
+                 f"Experiment|State|sweep.seeds|{re.escape(METRIC)}$"], repo, env).stdout
     assert table.count("Success") == 2
 
     # Assemble the whole grid in the workspace: both cells come from the run-cache the workers

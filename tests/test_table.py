@@ -1,4 +1,4 @@
-"""The results table rows (zerodiffpp.table, stage `table`) from hand-made detail files."""
+"""The results table rows (zerodiffpp.table; stages table and aggregate) from hand-made details."""
 from __future__ import annotations
 
 import json
@@ -38,7 +38,6 @@ def write_details(root, drop=None):
 
 def test_chosen_labels_are_short_and_complete():
     assert chosen_label("zerodiff", {"chosen": ZD_CHOICE}) == "VS 300 e7/2 c2.24"
-    assert chosen_label("zerodiffpp", {"chosen": ZD_CHOICE}) == "VS 300 e7/2 c2.24"
     eszsl = {"chosen": {"gamma": 10.0, "lambda": 0.1, "calibration": 0.886872}}
     assert chosen_label("eszsl", eszsl) == "g10 l0.1 c0.8869"
     assert chosen_label("eszsl", {"selection": "fixed", "chosen": {}}) == "fixed"
@@ -49,10 +48,9 @@ def test_main_rows_have_the_same_few_keys(tmp_path):
     write_details(tmp_path)
     rows = main_rows(tmp_path)
     assert list(rows) == list(ROWS)
-    assert all(set(r) == {"T1", "U", "S", "H", "chosen"} for m, r in rows.items()
-               if m not in ("zerodiff_tta", "zerodiff_diffgen", "zerodiffpp"))
+    assert all(set(r) == {"T1", "U", "S", "H", "chosen"} for r in rows.values())
     assert rows["zerodiff_tta"] == {"T1": 91, "U": 61, "S": 80, "H": 71,
-                                    "chosen": "VS 300 e7/2 c2.24", "tau": 0.3}
+                                    "chosen": "VS 300 e7/2 c2.24"}
     assert rows["fclswgan"]["chosen"] == "V 100 e2/1 c1.16"
     assert {r["chosen"] for r in main_rows(tmp_path, "fixed").values()} == {"fixed"}
 
@@ -73,18 +71,11 @@ def test_sweep_rows_per_fraction():
         sweep_rows({"zerodiffpp": {"p100": {"h": {"mean": 1.0}}}})
 
 
-def test_stage_writes_one_folder_per_method(tmp_path, monkeypatch):
+def test_table_stage_writes_one_file_per_method(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     details = tmp_path / "metrics"
     write_details(details)
-    cell = {k: {"mean": 50.0, "std": 1.0} for k in ("t1", "u", "s", "h")}
-    (details / "sweep.json").write_text(json.dumps({"zerodiff": {"p100": cell, "p10": cell}}))
     (tmp_path / "params.yaml").write_text("{}\n")
-    assert table_main(["--metrics", str(details), "--sweep", str(details / "sweep.json"),
-                       "--out", str(details)]) == 0
-    for m in ROWS:
-        names = sorted(p.name for p in (details / m).iterdir())
-        assert names == (["main.json", "p10.json", "p100.json"] if m == "zerodiff" else ["main.json"])
-    row = json.loads((details / "zerodiff" / "p100.json").read_text())
-    assert row == {"T1": 50.0, "U": 50.0, "S": 50.0, "H": 50.0, "H_sd": 1.0}
-    assert json.loads((details / "eszsl" / "main.json").read_text())["chosen"] == "g10 l0.1 c0.8869"
+    assert table_main(["--metrics", str(details), "--out", str(details / "main")]) == 0
+    assert sorted(p.name for p in (details / "main").iterdir()) == sorted(f"{m}.json" for m in ROWS)
+    assert json.loads((details / "main" / "eszsl.json").read_text())["chosen"] == "g10 l0.1 c0.8869"

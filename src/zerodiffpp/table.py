@@ -3,18 +3,20 @@
 The detail files (``metrics/zerodiff.json``, ``metrics/baselines/*.json``,
 ``metrics/selection/*.json``, ``metrics/spuriousness.json``, ``metrics/sweep.json``) hold every
 number, nested per method; declared as DVC metrics they made ``dvc metrics show`` one row of
-~300 columns.  The declared metrics are these rows instead (stage ``table``), all with the same
-few keys, so the table reads rows = methods in a 100-column terminal::
+~300 columns.  The declared metrics are these rows instead, all with the same few keys, so the
+table reads rows = methods in a 100-column terminal::
 
-    metrics/<method>/main.json   the main run (train.seen_fraction, train.seed): T1, U, S, H,
-                                 chosen (+ tau on the DiffTTA / DiffGen rows)
-    metrics/<method>/p100.json   sweep seed means at that fraction: T1, U, S, H, H_sd (sample std)
+    metrics/main/<method>.json         stage table: the main run (train.seen_fraction,
+                                       train.seed): T1, U, S, H, chosen
+    metrics/sweep/p100/<method>.json   stage aggregate: the sweep's seed means at that seen
+                                       fraction: T1, U, S, H, H_sd (sample std over seeds)
 
-(percent).  ``chosen`` is what the validation round chose, in one short string:
+(percent).  Two stages, so that a sweep-only experiment (``dvc exp run ... aggregate``) never
+needs the main pipeline.  ``chosen`` is what the validation round chose, in one short string:
 ``<input variant> <syn_per_class> e<GZSL epochs>/<ZSL epochs> c<calibration>``; ESZSL
-``g<gamma> l<lambda> c<calibration>``; ``fixed`` under ``eval.selection: fixed``.  ``tau`` is the
-DiffTTA / DiffGen pseudo-label threshold the round chose.  The detail files stay committed
-beside them and are diffed on request: ``dvc metrics diff --targets metrics/selection``.
+``g<gamma> l<lambda> c<calibration>``; ``fixed`` under ``eval.selection: fixed``.  The
+DiffTTA / DiffGen rows share ZeroDiff's choice; their pseudo-label threshold and every other
+field are in the detail files, diffed on request: ``dvc metrics diff --targets metrics/selection``.
 
 numpy-free and torch-free: the stage starts in well under a second.
 """
@@ -27,7 +29,6 @@ from typing import Mapping
 from .io import DataError
 
 ZERODIFF_ROWS = ("zerodiff", "zerodiff_tta", "zerodiff_diffgen", "zerodiffpp")
-TRANSDUCTIVE = ("zerodiff_tta", "zerodiff_diffgen", "zerodiffpp")
 BASELINE_ROWS = ("fclswgan", "fvaegan", "eszsl")
 ROWS = ZERODIFF_ROWS + BASELINE_ROWS
 # The selection file each row's choice comes from (DiffTTA / DiffGen reuse ZeroDiff's).
@@ -72,7 +73,7 @@ def accuracy_row(body: Mapping, where: str) -> dict:
 
 
 def main_rows(metrics_dir: Path, selection: str = "validation") -> dict[str, dict]:
-    """method -> {T1, U, S, H, chosen[, tau]} of the main run, from the detail files in ``metrics_dir``."""
+    """method -> {T1, U, S, H, chosen} of the main run, from the detail files in ``metrics_dir``."""
     metrics_dir = Path(metrics_dir)
     zd_path = metrics_dir / "zerodiff.json"
     details = dict(read_detail(zd_path))
@@ -90,11 +91,7 @@ def main_rows(metrics_dir: Path, selection: str = "validation") -> dict[str, dic
             row["chosen"] = "fixed"
         else:
             sel_path = metrics_dir / "selection" / f"{SELECTION_OF[m]}.json"
-            body = read_detail(sel_path).get(SELECTION_OF[m])
-            row["chosen"] = chosen_label(m, body)
-            tau = ((body or {}).get("chosen") or {}).get("tta_confidence")
-            if m in TRANSDUCTIVE and tau is not None:
-                row["tau"] = tau          # a number of its own: diffable, keeps `chosen` short
+            row["chosen"] = chosen_label(m, read_detail(sel_path).get(SELECTION_OF[m]))
         rows[m] = row
     return rows
 
@@ -114,19 +111,9 @@ def sweep_rows(sweep: Mapping) -> dict[str, dict[str, dict]]:
     return out
 
 
-def rows_by_method(main: Mapping[str, Mapping], sweep: Mapping[str, Mapping[str, Mapping]]
-                   ) -> dict[str, dict[str, Mapping]]:
-    """method -> {row name (``main``, ``p100``, ...) -> row}: the files of ``metrics/<method>/``."""
-    out: dict[str, dict[str, Mapping]] = {m: {"main": row} for m, row in main.items()}
-    for frac, rows in sweep.items():
-        for method, row in rows.items():
-            out.setdefault(method, {})[frac] = row
-    return out
-
-
-def write_method_rows(method_dir: Path, rows: Mapping[str, Mapping]) -> None:
-    """``<method_dir>/<row name>.json`` per row."""
-    method_dir = Path(method_dir)
-    method_dir.mkdir(parents=True, exist_ok=True)
-    for name, row in rows.items():
-        (method_dir / f"{name}.json").write_text(json.dumps(dict(row), indent=2) + "\n")
+def write_rows(out_dir: Path, rows: Mapping[str, Mapping]) -> None:
+    """``<out_dir>/<method>.json`` per row."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for method, row in rows.items():
+        (out_dir / f"{method}.json").write_text(json.dumps(dict(row), indent=2) + "\n")
