@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -44,7 +45,7 @@ def override(params: dict, assignments: str) -> dict:
 def stage(name: str, *args: str) -> None:
     cmd = [sys.executable, "-m", f"zerodiffpp.stages.{name}", *args]
     res = subprocess.run(cmd, capture_output=True, text=True,
-                         env={**__import__("os").environ, "ZERODIFFPP_NO_PROGRESS": "1"})
+                         env={**os.environ, "ZERODIFFPP_NO_PROGRESS": "1"})
     if res.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
 

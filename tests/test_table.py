@@ -37,11 +37,11 @@ def write_details(root, drop=None):
 
 
 def test_chosen_labels_are_short_and_complete():
-    assert chosen_label("zerodiff", {"chosen": ZD_CHOICE}) == "VS 300 e7/2 c2.24"
+    assert chosen_label({"chosen": ZD_CHOICE}) == "VS 300 e7/2 c2.24"
     eszsl = {"chosen": {"gamma": 10.0, "lambda": 0.1, "calibration": 0.886872}}
-    assert chosen_label("eszsl", eszsl) == "g10 l0.1 c0.8869"
-    assert chosen_label("eszsl", {"selection": "fixed", "chosen": {}}) == "fixed"
-    assert chosen_label("fvaegan", None) == "fixed"
+    assert chosen_label(eszsl) == "g10 l0.1 c0.8869"
+    assert chosen_label({"selection": "fixed", "chosen": {}}) == "fixed"
+    assert chosen_label(None) == "fixed"
 
 
 def test_main_rows_have_the_same_few_keys(tmp_path):

@@ -22,11 +22,10 @@ numpy-free and torch-free: the stage starts in well under a second.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Mapping
 
-from .io import DataError
+from .io import DataError, read_json, write_json
 
 ZERODIFF_ROWS = ("zerodiff", "zerodiff_tta", "zerodiff_diffgen", "zerodiffpp")
 BASELINE_ROWS = ("fclswgan", "fvaegan", "eszsl")
@@ -37,12 +36,10 @@ SELECTION_OF = {**{m: "zerodiff" for m in ZERODIFF_ROWS}, "fclswgan": "fclswgan"
 
 
 def read_detail(path: Path) -> dict:
-    if not path.exists():
+    """:func:`io.read_json`, with a missing file named as a stage output not yet made."""
+    if not Path(path).exists():
         raise DataError(f"{path}: missing (run the stage that writes it, e.g. `dvc repro`)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    return read_json(path)
 
 
 def _num(value: float) -> str:
@@ -50,7 +47,7 @@ def _num(value: float) -> str:
     return f"{value:.4g}"
 
 
-def chosen_label(method: str, selection: Mapping | None) -> str:
+def chosen_label(selection: Mapping | None) -> str:
     """The short ``chosen`` string of one row (module docstring); ``fixed`` without a
     validation choice."""
     if not selection or selection.get("selection") == "fixed" or "chosen" not in selection:
@@ -58,9 +55,8 @@ def chosen_label(method: str, selection: Mapping | None) -> str:
     c = selection["chosen"]
     if "lambda" in c:                                    # ESZSL
         return f"g{_num(c['gamma'])} l{_num(c['lambda'])} c{_num(c['calibration'])}"
-    text = (f"{c['variant']} {c['syn_per_class']} e{c['gzsl_epochs']}/{c['zsl_epochs']} "
+    return (f"{c['variant']} {c['syn_per_class']} e{c['gzsl_epochs']}/{c['zsl_epochs']} "
             f"c{c['calibration']:.3g}")
-    return text
 
 
 def accuracy_row(body: Mapping, where: str) -> dict:
@@ -82,17 +78,16 @@ def main_rows(metrics_dir: Path, selection: str = "validation") -> dict[str, dic
         path = metrics_dir / "baselines" / f"{m}.json"
         details.update(read_detail(path))
         sources[m] = path
+    chosen = {}                       # one label per selection file (ZeroDiff's serves four rows)
+    for owner in dict.fromkeys(SELECTION_OF.values()):
+        chosen[owner] = ("fixed" if selection == "fixed" else chosen_label(
+            read_detail(metrics_dir / "selection" / f"{owner}.json").get(owner)))
     rows = {}
     for m in ROWS:
         if m not in details:
             raise DataError(f"{sources[m]}: no entry '{m}'")
-        row = accuracy_row(details[m], f"{sources[m]} [{m}]")
-        if selection == "fixed":
-            row["chosen"] = "fixed"
-        else:
-            sel_path = metrics_dir / "selection" / f"{SELECTION_OF[m]}.json"
-            row["chosen"] = chosen_label(m, read_detail(sel_path).get(SELECTION_OF[m]))
-        rows[m] = row
+        rows[m] = {**accuracy_row(details[m], f"{sources[m]} [{m}]"),
+                   "chosen": chosen[SELECTION_OF[m]]}
     return rows
 
 
@@ -112,8 +107,6 @@ def sweep_rows(sweep: Mapping) -> dict[str, dict[str, dict]]:
 
 
 def write_rows(out_dir: Path, rows: Mapping[str, Mapping]) -> None:
-    """``<out_dir>/<method>.json`` per row."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """``<out_dir>/<method>.json`` per row (:func:`io.write_json`, like every metrics file)."""
     for method, row in rows.items():
-        (out_dir / f"{method}.json").write_text(json.dumps(dict(row), indent=2) + "\n")
+        write_json(Path(out_dir) / f"{method}.json", dict(row))

@@ -218,13 +218,16 @@ def main_run_donors(params: Path, fraction: float, seed: int, runs: str) -> dict
     return {k: v / "model.pt" for k, v in donors.items() if (v / "model.pt").exists()}
 
 
-def _offer_donor(work: Path, name: str, donors: dict[str, Path]) -> None:
-    """Copy the main run's finished ``name`` generator into the cell's empty resume slot."""
+def _offer(work: Path, name: str, donors: dict[str, Path]) -> None:
+    """Fill the resume slot of the cell's ``name`` generator (``drg``, ``val/dfg``, ...) before
+    its trainer runs: with this cell's own finished model (:func:`_offer_finished`), else with
+    the main run's (``donors``, :func:`main_run_donors`); the trainer's check decides."""
     from ..trainloop import resume_path_for
 
     model = work / name / "model.pt"
+    _offer_finished(model)
     slot = resume_path_for(model)
-    if name in donors and not model.exists() and not slot.exists():
+    if name in donors and not slot.exists():
         slot.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(donors[name], slot)
         print(f"sweep cell: offering the main run's {donors[name]} as {name} "
@@ -233,11 +236,10 @@ def _offer_donor(work: Path, name: str, donors: dict[str, Path]) -> None:
 
 def _run_in(work: Path, method: str, fraction: float, seed: int, out: Path, text: str,
             raw: Path, features: Path, variants, timings: dict,
-            val_inputs: tuple[Path, Path], donors: dict[str, Path] | None = None) -> dict:
+            val_inputs: tuple[Path, Path], donors: dict[str, Path]) -> dict:
     from . import (baseline, evaluate, prepare, spuriousness, train_dfg, train_drg,
                    validation_split)
 
-    donors = donors or {}
     with atomic_dir(out) as cell:
         write_text(work / "params.yaml", text)
         write_text(cell / "params.yaml", text)
@@ -259,8 +261,7 @@ def _run_in(work: Path, method: str, fraction: float, seed: int, out: Path, text
             trainers = (("drg", train_drg.main), ("dfg", train_dfg.main))
             if validate:
                 for name, stage_main in trainers:
-                    _offer_finished(val / name / "model.pt")
-                    _offer_donor(work, f"val/{name}", donors)
+                    _offer(work, f"val/{name}", donors)
                     _call(f"val_train_{name}", stage_main, p + [
                         "--prepared", str(val / "prepared"), "--out", str(val / name),
                         "--history", str(val / f"{name}.csv")], timings)
@@ -269,8 +270,7 @@ def _run_in(work: Path, method: str, fraction: float, seed: int, out: Path, text
                     "--dfg", str(val / "dfg"), "--methods", "zerodiff",
                     "--select", str(selection)], timings)
             for name, stage_main in trainers:
-                _offer_finished(work / name / "model.pt")
-                _offer_donor(work, name, donors)
+                _offer(work, name, donors)
                 _call(f"train_{name}", stage_main, p + ["--prepared", str(prepared), "--out",
                       str(work / name), "--history", str(cell / "history" / f"{name}.csv")],
                       timings)
@@ -285,14 +285,12 @@ def _run_in(work: Path, method: str, fraction: float, seed: int, out: Path, text
             generated = {v: work / "eval" / v / "generated.npz" for v in variants}
         else:
             if validate:
-                _offer_finished(val / method / "model.pt")
-                _offer_donor(work, f"val/{method}", donors)
+                _offer(work, f"val/{method}", donors)
                 _call("val_baseline", baseline.main, p + [
                     "--method", method, "--prepared", str(val / "prepared"),
                     "--out", str(val / method), "--history", str(val / f"{method}.csv"),
                     "--select", str(selection)], timings)
-            _offer_finished(work / method / "model.pt")
-            _offer_donor(work, method, donors)
+            _offer(work, method, donors)
             _call("baseline", baseline.main, p + [
                 "--method", method, "--prepared", str(prepared), "--out", str(work / method),
                 "--metrics", str(cell / "eval.json"),
