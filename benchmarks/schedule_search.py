@@ -10,11 +10,14 @@ evaluate --select | baseline --select) -- with params.yaml plus the config's ove
 prints the validation-class scores of the chosen setting (GZSL H, U, S and ZSL T1, seed mean
 +- sample std) and the round's wall time, so the schedules are compared on validation data and
 on cost at once.  Nothing here reads test labels: the validation view holds seen classes only.
-Needs `dvc repro val_features` (the validation round's feature extractors) first.
+Needs `dvc repro val_features` (the validation round's feature extractors) first; a config
+that changes a `features.*` value (e.g. `features.sc_source=x`) trains its own validation-round
+extractors (the `val_features` stage's command) inside the round, so it is timed too.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -29,7 +32,7 @@ import yaml
 
 def override(params: dict, assignments: str) -> dict:
     """``a.b=v,c.d=w`` applied to a copy of ``params`` (values parsed as YAML)."""
-    out = json.loads(json.dumps(params))
+    out = copy.deepcopy(params)      # not a JSON round trip: it turns 0.1: keys into '0.1'
     for item in filter(None, (s.strip() for s in assignments.split(","))):
         key, _, value = item.partition("=")
         node = out
@@ -50,14 +53,20 @@ def stage(name: str, *args: str) -> None:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
 
 
-def validation_round(method: str, params: dict, work: Path) -> tuple[dict, float]:
+def validation_round(method: str, params: dict, work: Path,
+                     base_features: dict) -> tuple[dict, float]:
     p = work / "params.yaml"
     p.write_text(yaml.safe_dump(params, sort_keys=False))
     P = ("--params", str(p))
     start = time.perf_counter()
     stage("prepare", *P, "--raw", "data/raw", "--features", "data/features", "--out", str(work / "prepared"))
+    val_features = "runs/val/features"
+    if params["features"] != base_features:      # e.g. features.sc_source=x: own extractors
+        val_features = str(work / "val_features")
+        stage("features", *P, "--raw", "data/raw", "--out", val_features,
+              "--exclude-classes", "runs/val/split.json")
     stage("validation_split", *P, "--prepared", str(work / "prepared"), "--raw", "data/raw",
-          "--features", "runs/val/features", "--split", "runs/val/split.json", "--out", str(work / "val"))
+          "--features", val_features, "--split", "runs/val/split.json", "--out", str(work / "val"))
     sel = work / "selection.json"
     if method == "zerodiff":
         stage("train_drg", *P, "--prepared", str(work / "val"), "--out", str(work / "drg"),
@@ -95,7 +104,7 @@ def main() -> None:
             params = override(base, config)
             params["train"]["seed"] = seed
             with tempfile.TemporaryDirectory(prefix="schedule-") as tmp:
-                val, sec = validation_round(args.method, params, Path(tmp))
+                val, sec = validation_round(args.method, params, Path(tmp), base["features"])
             scores.append(val)
             seconds.append(sec)
         cols = "".join(f"{fmt([s[k] for s in scores]):>14}" for k in ("h", "u", "s", "t1"))

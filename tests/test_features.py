@@ -192,6 +192,29 @@ def test_feature_dataset_extraction_keeps_x_and_trains_c_on_seen_only():
     np.testing.assert_array_equal(second.c[tv], first.c[tv])
 
 
+def test_sc_source_x_sets_c_to_x_without_training_an_encoder(monkeypatch):
+    import dataclasses
+
+    def no_supcon(*args, **kwargs):
+        raise AssertionError("sc_source=x must not train a SupCon encoder")
+
+    monkeypatch.setattr(extract, "train_supcon_encoder", no_supcon)
+    cfg = dataclasses.replace(TINY, sc_source="x")
+    feats = extract.extract_feature_dataset(make_feature_data(), cfg, CPU, show_progress=False)
+    np.testing.assert_array_equal(feats.c, feats.x)
+    assert feats.c is not feats.x and feats.info["sc_source"] == "x"
+    images = extract.extract_image_features(make_images(), cfg, CPU, show_progress=False)
+    np.testing.assert_array_equal(images.c, images.x)
+    assert images.info["method"] == "c=x" and "ce" in images.info
+
+
+def test_sc_source_is_validated():
+    from zerodiffpp.config import ConfigError, config_from_dict
+
+    with pytest.raises(ConfigError, match="features.sc_source"):
+        config_from_dict({"features": {"sc_source": "paco"}})
+
+
 # --------------------------------------------------------------------------- stages
 
 

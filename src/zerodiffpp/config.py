@@ -135,6 +135,9 @@ class FeaturesConfig:
     feature_dim: int = opt(256, ge=8, doc="width of x and c for image datasets")
     ce_epochs: int = opt(6, ge=1, doc="epochs of the cross-entropy backbone")
     sc_epochs: int = opt(6, ge=1, doc="epochs of the supervised-contrastive encoder")
+    sc_source: str = opt("supcon", choices=("supcon", "x"),
+                         doc="SC representation c: a SupCon encoder (supcon) or c = x (x, as the "
+                             "official runs on feature datasets); docs/protocol.md")
     batch_size: int = opt(128, ge=2)
     lr: float = opt(1e-3, gt=0.0)
     weight_decay: float = opt(1e-4, ge=0.0)

@@ -8,6 +8,8 @@ Images (``ZSLData.image_shape`` set):
 Feature datasets (``image_shape`` None): x = the given features; c = a feature-space
 :class:`FeatureEncoder` trained with SupCon on the seen trainval features (METHOD.md 1.4
 [PROPOSAL] fallback; augmentations: dropout + Gaussian noise).
+``features.sc_source: x`` skips the SupCon training and sets c = x on either route (the
+official runs on feature datasets did that; a learnt encoder can overfit a small training set).
 
 Only seen-class TRAINVAL samples are ever used for training or for fitting the input
 standardisation; test_seen / test_unseen samples are only passed through the frozen networks
@@ -251,7 +253,8 @@ def train_supcon_encoder(inputs: torch.Tensor, targets: torch.Tensor, encoder_fa
 def extract_image_features(data: ZSLData, cfg: FeaturesConfig, device: torch.device, *,
                            precision: str = "fp32", widths=DEFAULT_WIDTHS,
                            show_progress: bool = True) -> ExtractedFeatures:
-    """x from a CE-trained CNN, c from a SupCon-trained CNN (METHOD.md 1.4, image route)."""
+    """x from a CE-trained CNN, c from a SupCon-trained CNN (METHOD.md 1.4, image route), or
+    c = x under ``features.sc_source: x``."""
     if data.image_shape is None:
         raise DataError(f"{data.name}: not an image dataset (image_shape is null)")
     shape = tuple(int(s) for s in data.image_shape)
@@ -268,13 +271,17 @@ def extract_image_features(data: ZSLData, cfg: FeaturesConfig, device: torch.dev
         train_images, targets, len(train.seen_classes), cfg, device, precision=precision,
         widths=widths, show_progress=show_progress)
     x = embed(ce_backbone, all_images, device, precision)
+    if cfg.sc_source == "x":
+        return ExtractedFeatures(x=x, c=x.copy(), info={
+            **_sc_is_x_info(train), "backbone_widths": list(widths), "image_shape": list(shape),
+            "ce": ce_info})
 
     sc_encoder, sc_info = train_supcon_encoder(
         train_images, targets, lambda: ImageBackbone(shape[0], cfg.feature_dim, widths),
         lambda v, g: augment_images(v, g, noise=IMAGE_NOISE), cfg, device, seed=cfg.seed + 1,
         precision=precision, show_progress=show_progress, desc="features: SupCon CNN")
     c = embed(sc_encoder, all_images, device, precision)
-    info = {"method": "image-cnn", "backbone_widths": list(widths), "image_shape": list(shape),
+    info = {"method": "image-cnn", "sc_source": "supcon", "backbone_widths": list(widths), "image_shape": list(shape),
             "n_train": int(train.rows.size), "n_seen_classes": int(train.seen_classes.size),
             "ce": ce_info, "supcon": sc_info,
             "augmentation": {"shift_px": IMAGE_SHIFT, "hflip": 0.5, "noise_std": IMAGE_NOISE}}
@@ -283,8 +290,12 @@ def extract_image_features(data: ZSLData, cfg: FeaturesConfig, device: torch.dev
 
 def extract_feature_dataset(data: ZSLData, cfg: FeaturesConfig, device: torch.device, *,
                             precision: str = "fp32", show_progress: bool = True) -> ExtractedFeatures:
-    """x = the given features; c = feature-space SupCon encoder (METHOD.md 1.4 fallback)."""
+    """x = the given features; c = feature-space SupCon encoder (METHOD.md 1.4 fallback), or
+    c = x under ``features.sc_source: x``."""
     train = seen_training_set(data)
+    x = np.ascontiguousarray(data.features, dtype=np.float32)
+    if cfg.sc_source == "x":
+        return ExtractedFeatures(x=x, c=x.copy(), info=_sc_is_x_info(train))
     dim = data.features.shape[1]
     all_feats = torch.from_numpy(standardise(data.features, train.rows, axes=(0,)))
     train_feats = all_feats[torch.from_numpy(train.rows)]
@@ -294,11 +305,15 @@ def extract_feature_dataset(data: ZSLData, cfg: FeaturesConfig, device: torch.de
         device, seed=cfg.seed + 1, precision=precision, show_progress=show_progress,
         desc="features: SupCon MLP")
     c = embed(encoder, all_feats, device, precision)
-    info = {"method": "feature-mlp", "n_train": int(train.rows.size),
+    info = {"method": "feature-mlp", "sc_source": "supcon", "n_train": int(train.rows.size),
             "n_seen_classes": int(train.seen_classes.size), "supcon": sc_info,
             "augmentation": {"dropout": cfg.feature_dropout, "noise_std": cfg.feature_noise}}
-    return ExtractedFeatures(x=np.ascontiguousarray(data.features, dtype=np.float32), c=c,
-                             info=info)
+    return ExtractedFeatures(x=x, c=c, info=info)
+
+
+def _sc_is_x_info(train: SeenTrainingSet) -> dict:
+    return {"method": "c=x", "sc_source": "x", "n_train": int(train.rows.size),
+            "n_seen_classes": int(train.seen_classes.size)}
 
 
 def extract(data: ZSLData, cfg: FeaturesConfig, device: torch.device, *,
