@@ -271,19 +271,18 @@ def extract_image_features(data: ZSLData, cfg: FeaturesConfig, device: torch.dev
         train_images, targets, len(train.seen_classes), cfg, device, precision=precision,
         widths=widths, show_progress=show_progress)
     x = embed(ce_backbone, all_images, device, precision)
+    common = {**_training_set_info(train), "backbone_widths": list(widths),
+              "image_shape": list(shape), "ce": ce_info}
     if cfg.sc_source == "x":
-        return ExtractedFeatures(x=x, c=x.copy(), info={
-            **_sc_is_x_info(train), "backbone_widths": list(widths), "image_shape": list(shape),
-            "ce": ce_info})
+        return ExtractedFeatures(x=x, c=x.copy(),
+                                 info={"method": "c=x", "sc_source": "x", **common})
 
     sc_encoder, sc_info = train_supcon_encoder(
         train_images, targets, lambda: ImageBackbone(shape[0], cfg.feature_dim, widths),
         lambda v, g: augment_images(v, g, noise=IMAGE_NOISE), cfg, device, seed=cfg.seed + 1,
         precision=precision, show_progress=show_progress, desc="features: SupCon CNN")
     c = embed(sc_encoder, all_images, device, precision)
-    info = {"method": "image-cnn", "sc_source": "supcon", "backbone_widths": list(widths), "image_shape": list(shape),
-            "n_train": int(train.rows.size), "n_seen_classes": int(train.seen_classes.size),
-            "ce": ce_info, "supcon": sc_info,
+    info = {"method": "image-cnn", "sc_source": "supcon", **common, "supcon": sc_info,
             "augmentation": {"shift_px": IMAGE_SHIFT, "hflip": 0.5, "noise_std": IMAGE_NOISE}}
     return ExtractedFeatures(x=x, c=c, info=info)
 
@@ -295,7 +294,8 @@ def extract_feature_dataset(data: ZSLData, cfg: FeaturesConfig, device: torch.de
     train = seen_training_set(data)
     x = np.ascontiguousarray(data.features, dtype=np.float32)
     if cfg.sc_source == "x":
-        return ExtractedFeatures(x=x, c=x.copy(), info=_sc_is_x_info(train))
+        return ExtractedFeatures(x=x, c=x.copy(), info={"method": "c=x", "sc_source": "x",
+                                                         **_training_set_info(train)})
     dim = data.features.shape[1]
     all_feats = torch.from_numpy(standardise(data.features, train.rows, axes=(0,)))
     train_feats = all_feats[torch.from_numpy(train.rows)]
@@ -305,15 +305,14 @@ def extract_feature_dataset(data: ZSLData, cfg: FeaturesConfig, device: torch.de
         device, seed=cfg.seed + 1, precision=precision, show_progress=show_progress,
         desc="features: SupCon MLP")
     c = embed(encoder, all_feats, device, precision)
-    info = {"method": "feature-mlp", "sc_source": "supcon", "n_train": int(train.rows.size),
-            "n_seen_classes": int(train.seen_classes.size), "supcon": sc_info,
+    info = {"method": "feature-mlp", "sc_source": "supcon", **_training_set_info(train),
+            "supcon": sc_info,
             "augmentation": {"dropout": cfg.feature_dropout, "noise_std": cfg.feature_noise}}
     return ExtractedFeatures(x=x, c=c, info=info)
 
 
-def _sc_is_x_info(train: SeenTrainingSet) -> dict:
-    return {"method": "c=x", "sc_source": "x", "n_train": int(train.rows.size),
-            "n_seen_classes": int(train.seen_classes.size)}
+def _training_set_info(train: SeenTrainingSet) -> dict:
+    return {"n_train": int(train.rows.size), "n_seen_classes": int(train.seen_classes.size)}
 
 
 def extract(data: ZSLData, cfg: FeaturesConfig, device: torch.device, *,
