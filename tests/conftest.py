@@ -134,6 +134,11 @@ def assert_same_state(a: dict, b: dict) -> None:
     assert a["meta"] == b["meta"]
     for group in ("models", "optimizers"):
         assert a[group].keys() == b[group].keys()
+    assert a.get("averaged", {}).keys() == b.get("averaged", {}).keys()
+    for name, avg in a.get("averaged", {}).items():
+        assert avg["updates"] == b["averaged"][name]["updates"]
+        for key, value in avg["weights"].items():
+            assert torch.equal(value, b["averaged"][name]["weights"][key]), f"averaged {name}.{key}"
     for name in a["models"]:
         for key, value in a["models"][name].items():
             assert torch.equal(value, b["models"][name][key]), f"{name}.{key}"

@@ -41,6 +41,8 @@ def test_bad_seen_fraction_is_named(value, fragment):
     ({"runtime": {"threads": 0}}, "runtime.threads=0: must be >= 1"),
     ({"dfg": {"epochs": 2.5}}, "dfg.epochs=2.5: expected an integer"),
     ({"dfg": {"freeze_dec": "yes"}}, "dfg.freeze_dec='yes': expected true or false"),
+    ({"dfg": {"ema_decay": 1.0}}, "dfg.ema_decay=1.0: must be < 1"),
+    ({"drg": {"ema_decay": -0.1}}, "drg.ema_decay=-0.1: must be >= 0"),
     ({"eval": {"variant": "X"}}, "eval.variant='X': must be one of V, VS, C, VC, VCS"),
     ({"data": {"synthetic": {"n_classes": 3, "n_unseen": 2}}}, "data.synthetic.n_unseen=2"),
     ({"diffgen": {"start_levels": [1, "a"]}}, "diffgen.start_levels[1]"),

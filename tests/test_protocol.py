@@ -290,3 +290,43 @@ def test_report_renders_seed_means():
     assert "| 50.0 ± 2.5 |" in rows[0] and rows[1].startswith("| 10 % | ZeroDiff")
     readme = "a\n<!-- sweep:start -->\nold\n<!-- sweep:end -->\nb"
     assert update_block(readme, table, "sweep") == f"a\n<!-- sweep:start -->\n{table}\n<!-- sweep:end -->\nb"
+
+
+def test_threshold_zero_is_a_candidate_that_reaches_unconfident_unseen_predictions():
+    """When no unseen prediction reaches the smallest positive threshold (the seen classes keep
+    most of the mass, as on the default data at 10 % seen), tau = 0 -- per predicted class, the
+    top keep_fraction, no floor -- is the only candidate with unseen pseudo-labels, and F0.5
+    picks it; without it the round has no threshold to offer (n = 0)."""
+    from zerodiffpp.protocol.selection import ValidationSets, choose_threshold
+
+    classes, seen, unseen = np.arange(5), np.arange(4), np.array([4])
+    probs = torch.full((10, 5), 0.025)
+    probs[:4, :4] = torch.eye(4) * 0.875 + 0.025          # 4 confident seen samples
+    probs[4:] = 0.1875
+    probs[4:, 4] = 0.25                                    # 6 unseen ones, argmax 4 at p = 0.25
+    probs[9, 4], probs[9, 0] = 0.1875, 0.25                # one of them predicted as class 0
+
+    class Run:
+        def __init__(self):
+            self.classes = classes
+
+        def log_probs(self, pool, variant):
+            assert pool.shape[0] == 10 and variant == "V"
+            return probs.log()
+
+    sets = ValidationSets(train=torch.zeros(1, 2), train_y=np.zeros(1, np.int64),
+                          val_seen=torch.zeros(4, 2), val_seen_y=np.arange(4),
+                          val_unseen=torch.zeros(6, 2), val_unseen_y=np.full(6, 4),
+                          seen=seen, unseen=unseen)
+
+    def pick(candidates):
+        cfg = Config()
+        cfg = dataclasses.replace(cfg, tta=dataclasses.replace(
+            cfg.tta, confidence_candidates=candidates, keep_fraction=0.5, min_per_class=0))
+        return choose_threshold(Run(), sets, "V", cfg)
+
+    best = pick([0.0, 0.3, 0.5])
+    assert best["tau"] == 0.0
+    assert (best["n"], best["precision"], best["recall"]) == (3, 1.0, 0.5)   # top half of 5
+    assert best["f05"] == pytest.approx(1.25 * 0.5 / (0.25 + 0.5), abs=1e-4)
+    assert pick([0.3, 0.5])["n"] == 0

@@ -13,7 +13,7 @@ from zerodiffpp.io import load_checkpoint
 from zerodiffpp.synthesis import generate, load_models, reverse_chain
 from zerodiffpp.train_dfg import DFGTrainer
 from zerodiffpp.train_drg import DRGTrainer
-from zerodiffpp.trainloop import TrainingDivergedError, fit, random_prepared_data
+from zerodiffpp.trainloop import TrainingDivergedError, WeightAverage, fit, random_prepared_data
 
 TINY = TINY_TRAINER
 DIFF = DiffusionConfig()
@@ -80,7 +80,9 @@ def test_huge_learning_rate_is_reported(data):
 
 
 @pytest.mark.parametrize("cls, cfg", [(DRGTrainer, DRGConfig(**TINY)),
-                                      (DFGTrainer, DFGConfig(**TINY, freeze_dec=False))])
+                                      (DFGTrainer, DFGConfig(**TINY, freeze_dec=False)),
+                                      (DRGTrainer, DRGConfig(**TINY, ema_decay=0.9)),
+                                      (DFGTrainer, DFGConfig(**TINY, ema_decay=0.9))])
 def test_resume_equals_straight_run(tmp_path, data, cls, cfg):
     ckpt, hist = tmp_path / "model.pt", tmp_path / "history.csv"
     first = fit(cls(data, cfg, DIFF, seed=1), 2, ckpt, hist, log=lambda m: None)
@@ -185,3 +187,65 @@ def test_end_to_end_stages_and_generate(tmp_path, data):
     assert len(pd.read_csv(tmp_path / "plots/drg.csv")) == 3
     write_trainer_params(tmp_path / "params.yaml", drg=dict(epochs=0, **TINY))
     assert train_drg.main(common + ["--out", str(tmp_path / "drg")]) == 2
+
+
+def test_weight_average_follows_the_warmed_up_decay():
+    """shadow <- shadow + r (w - shadow), r = 1 - min(decay, (1 + n) / (10 + n)) at update n."""
+    net = torch.nn.Linear(3, 2)
+    avg = WeightAverage(net, decay=0.5)
+    start = [p.detach().clone() for p in net.parameters()]
+    expected = [p.clone() for p in start]
+    for n in (1, 2, 3, 4):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(1.0)
+        rate = 1.0 - min(0.5, (1.0 + n) / (10.0 + n))
+        assert avg.rate() == pytest.approx(rate)
+        avg.update(net)
+        expected = [e + rate * (p.detach() - e) for e, p in zip(expected, net.parameters())]
+    assert avg.updates == 4
+    for e, s in zip(expected, avg.shadow.parameters()):
+        torch.testing.assert_close(s, e, rtol=0, atol=1e-6)
+        assert not s.requires_grad
+    # the network itself is untouched by the average
+    for p, p0 in zip(net.parameters(), start):
+        torch.testing.assert_close(p.detach(), p0 + 4.0)
+    restored = WeightAverage(net, decay=0.5)
+    restored.load_state_dict(avg.state_dict())
+    assert restored.updates == 4 and restored.rate() == avg.rate()
+    with pytest.raises(ValueError, match="decay=1.0"):
+        WeightAverage(net, decay=1.0)
+
+
+@pytest.mark.parametrize("cls, cfg_cls, name", [(DRGTrainer, DRGConfig, "R"), (DFGTrainer, DFGConfig, "G")])
+def test_ema_decay_averages_only_the_generator_and_synthesis_uses_it(tmp_path, data, cls, cfg_cls, name):
+    plain = cls(data, cfg_cls(**TINY), DIFF, seed=2)
+    plain.train(2)
+    assert "averaged" not in plain.state_dict()          # ema_decay 0: checkpoint as before
+    averaged = cls(data, cfg_cls(**TINY, ema_decay=0.9), DIFF, seed=2)
+    averaged.train(2)
+    # the average only watches: the training trajectory is the same
+    assert_same_state({**plain.state_dict(), "meta": {}}, {**averaged.state_dict(), "meta": {},
+                                                          "averaged": {}})
+    state = averaged.state_dict()
+    assert set(state["averaged"]) == {name}
+    assert state["averaged"][name]["updates"] == 2 * averaged.iters_per_epoch
+    shadow, last = state["averaged"][name]["weights"], state["models"][name]
+    assert shadow.keys() == last.keys()
+    assert any(not torch.equal(shadow[k], last[k]) for k in shadow)
+
+
+def test_load_models_returns_the_averaged_generators(tmp_path, data):
+    drg = fit(DRGTrainer(data, DRGConfig(**TINY, ema_decay=0.9), DIFF, seed=0), 1,
+              tmp_path / "drg" / "model.pt", tmp_path / "drg.csv", log=lambda m: None)
+    dfg = fit(DFGTrainer(data, DFGConfig(**TINY, ema_decay=0.9), DIFF, seed=0), 1,
+              tmp_path / "dfg" / "model.pt", tmp_path / "dfg.csv", log=lambda m: None)
+    ckpt = torch.load(tmp_path / "dfg" / "model.pt", weights_only=True)
+    assert set(ckpt["averaged"]) == {"G"}
+    models = load_models(tmp_path / "drg", tmp_path / "dfg", "cpu")
+    for net, trainer, name in ((models.R, drg, "R"), (models.G, dfg, "G")):
+        for key, value in net.state_dict().items():
+            assert torch.equal(value, trainer.averages[name].shadow.state_dict()[key]), key
+    # the other networks are the trained ones
+    for key, value in models.D_x0.state_dict().items():
+        assert torch.equal(value, dfg.nets["D_x0"].state_dict()[key])

@@ -180,6 +180,9 @@ class DRGConfig:
     gp_weight: float = opt(10.0, ge=0.0)
     gamma_x0: float = opt(1.0, ge=0.0)
     gamma_xt: float = opt(1.0, ge=0.0)
+    ema_decay: float = opt(
+        0.0, ge=0.0, lt=1.0, doc="decay of an exponential moving average of the generator "
+                                 "R's weights, used at synthesis; 0 = the last iterate")
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,9 @@ class DFGConfig:
     freeze_dec: bool = opt(True)
     diffusion_aug: bool = opt(True, doc="False = ablation without diffusion augmentation")
     use_sc: bool = opt(True, doc="False = ablation without SC representations")
+    ema_decay: float = opt(
+        0.0, ge=0.0, lt=1.0, doc="decay of an exponential moving average of the generator "
+                                 "G's weights, used at synthesis; 0 = the last iterate")
 
 
 @dataclass(frozen=True)
@@ -282,7 +288,9 @@ class TTAConfig:
     confidence: float = opt(0.5, ge=0.0, le=1.0, doc="pseudo-label threshold tau on p(y|x) "
                                                      "(fixed; chosen under eval.selection=validation)")
     confidence_candidates: list[float] = opt(
-        [0.3, 0.5, 0.7, 0.9], doc="thresholds scanned by the validation round")
+        [0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9],
+        doc="thresholds scanned by the validation round (0: no floor, the top keep_fraction of "
+            "each predicted class)")
     keep_fraction: float = opt(0.5, gt=0.0, le=1.0, doc="top-q most confident kept per class")
     min_per_class: int = opt(5, ge=0, doc="keep at least this many per class when available")
     rounds: int = opt(2, ge=0)

@@ -54,11 +54,15 @@ def _load(stage_dir, stage: str) -> dict:
 
 
 def _restore(ckpt: dict, names, device, where="checkpoint") -> dict[str, torch.nn.Module]:
+    """The networks ``names``; a generator trained with ``ema_decay > 0`` comes back as its
+    weight average (trainloop.WeightAverage), which is what that setting asks synthesis to use."""
     meta = ckpt["meta"]
+    averaged = ckpt.get("averaged") or {}
     try:
         nets = build_networks(names, NetworkDims.from_meta(meta), bool(meta["normalize_dec"]))
         for name, net in nets.items():
-            net.load_state_dict(ckpt["models"][name])
+            weights = averaged[name]["weights"] if name in averaged else ckpt["models"][name]
+            net.load_state_dict(weights)
             net.to(device).eval().requires_grad_(False)
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
         msg = (str(exc).strip().splitlines() or [""])[0][:300]

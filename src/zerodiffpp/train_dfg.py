@@ -45,6 +45,7 @@ class DFGTrainer(TrainLoop):
     ``fused=False`` = straightforward autograd reference; bf16 always uses the reference)."""
 
     stage = "DFG"
+    averaged_network = "G"
 
     def __init__(self, data: PreparedData, cfg: DFGConfig, diffusion: DiffusionConfig, *,
                  seed: int, device="cpu", runtime: RuntimeConfig | None = None, fused: bool = True):
@@ -69,6 +70,7 @@ class DFGTrainer(TrainLoop):
             lr = cfg.dec_lr if name == "Dec" else cfg.lr
             self.optimizers[name] = make_adam(self.nets[name].parameters(), lr, ADAM_BETAS)
         self.critic_opts = [self.optimizers[n] for n in self.network_names if n.startswith("D")]
+        self.start_averaging()
         self.gp = AdaptiveGP(cfg.gp_weight, self.device, enabled=cfg.adaptive_gp)
 
     def sample_batch(self):

@@ -68,6 +68,7 @@ class DRGTrainer(TrainLoop):
     bf16 autocast always uses the reference path.  Timings: benchmarks/README.md."""
 
     stage = "DRG"
+    averaged_network = "R"
     network_names = DRG_NETWORKS
 
     def __init__(self, data: PreparedData, cfg: DRGConfig, diffusion: DiffusionConfig, *,
@@ -89,6 +90,7 @@ class DRGTrainer(TrainLoop):
             "Dec_r": make_adam(self.Dec_r.parameters(), cfg.dec_lr, ADAM_BETAS),
         }
         self.critic_opts = [self.optimizers[n] for n in ("D_r0", "D_rt", "Dec_r")]
+        self.start_averaging()
         self.gp = AdaptiveGP(cfg.gp_weight, self.device, enabled=False)   # fixed lambda in DRG
 
     def sample_batch(self):

@@ -129,6 +129,43 @@ def epoch_means(sums: dict, names, n_iters: int, who: str, epoch: int, hint: str
     return dict(zip(names, means))
 
 
+class WeightAverage:
+    """Exponential moving average of one network's parameters (Polyak averaging of GAN
+    generators, Yazici et al. 2019): a shadow copy that :meth:`update` moves towards the trained
+    weights after every generator step.  The effective decay is ``min(decay, (1 + n) / (10 + n))``
+    after n updates, so the early shadow does not stay anchored at the initialisation when a run
+    has only a few hundred generator steps.  The shadow, not the last iterate, is what synthesis
+    uses (synthesis.load_models); the critics keep training against the last iterate."""
+
+    def __init__(self, net: torch.nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"decay={decay}: must be in (0, 1)")
+        self.decay = float(decay)
+        self.shadow = copy.deepcopy(net).requires_grad_(False)
+        self.updates = 0
+
+    def rate(self) -> float:
+        """1 - the effective decay of the next update."""
+        n = self.updates + 1
+        return 1.0 - min(self.decay, (1.0 + n) / (10.0 + n))
+
+    @torch.no_grad()
+    def update(self, net: torch.nn.Module) -> None:
+        weight = self.rate()
+        for mine, theirs in zip(self.shadow.parameters(), net.parameters()):
+            mine.lerp_(theirs.detach(), weight)
+        for mine, theirs in zip(self.shadow.buffers(), net.buffers()):
+            mine.copy_(theirs)
+        self.updates += 1
+
+    def state_dict(self) -> dict:
+        return {"weights": self.shadow.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.shadow.load_state_dict(state["weights"])
+        self.updates = int(state["updates"])
+
+
 def random_prepared_data(n_train: int = 256, x_dim: int = 32, c_dim: int = 32, attr_dim: int = 8,
                          n_seen: int = 6, n_unseen: int = 3, n_test: int = 16, seed: int = 0,
                          l2_normalise: bool = True) -> PreparedData:
@@ -170,6 +207,8 @@ class Resumable:
     code_dependencies: tuple[str, ...] = ()
     nets: dict[str, torch.nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
+    # Weight averages of some of ``nets`` (name -> WeightAverage; empty = none kept).
+    averages: dict[str, WeightAverage] = {}
     generator: torch.Generator
     epoch: int
     history: list[dict]
@@ -220,19 +259,24 @@ class Resumable:
     def state_dict(self) -> dict:
         """Plain containers and tensors only (loads with ``weights_only=True``)."""
         columns = list(self.history[0]) if self.history else []
-        return {
+        state = {
             "meta": self.meta(),
             "models": {name: net.state_dict() for name, net in self.nets.items()},
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "state": {"generator": self.generator.get_state(), **self.extra_state()},
             "history": {col: [row[col] for row in self.history] for col in columns},
         }
+        if self.averages:
+            state["averaged"] = {name: avg.state_dict() for name, avg in self.averages.items()}
+        return state
 
     def load_state_dict(self, checkpoint: dict) -> None:
         for name, net in self.nets.items():
             net.load_state_dict(checkpoint["models"][name])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(checkpoint["optimizers"][name])
+        for name, avg in self.averages.items():
+            avg.load_state_dict(checkpoint["averaged"][name])
         self.generator.set_state(checkpoint["state"]["generator"].cpu())
         self.epoch = int(checkpoint["meta"]["epochs_done"])
         hist = checkpoint.get("history", {})
@@ -256,6 +300,8 @@ class TrainLoop(Resumable):
     ``self.optimizers`` / ``self.gp`` and implement ``iteration() -> dict[str, Tensor]``."""
 
     network_names: tuple[str, ...] = ()
+    # The generator whose weight average (cfg.ema_decay > 0) synthesis uses.
+    averaged_network: str = ""
     progress_meta = ("epochs_done", "lambda_gp", "torch_version")
     code_dependencies = ("diffusion", "losses", "networks")
     # Preferred order of the history columns (after "epoch"; "lambda" and "seconds" come last).
@@ -286,6 +332,14 @@ class TrainLoop(Resumable):
         self.history: list[dict] = []
         self.nets: dict[str, torch.nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.averages: dict[str, WeightAverage] = {}
+
+    def start_averaging(self) -> None:
+        """Subclasses call this once ``self.nets`` is built."""
+        decay = float(getattr(self.cfg, "ema_decay", 0.0))
+        if decay > 0:
+            name = self.averaged_network
+            self.averages = {name: WeightAverage(self.nets[name], decay)}
 
     # ------------------------------------------------------------------ helpers
 
@@ -302,12 +356,19 @@ class TrainLoop(Resumable):
     def iteration(self) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def averaged_iteration(self) -> dict[str, torch.Tensor]:
+        """:meth:`iteration`, then the weight averages follow the generator step."""
+        stats = self.iteration()
+        for name, avg in self.averages.items():
+            avg.update(self.nets[name])
+        return stats
+
     # ------------------------------------------------------------------ epochs
 
     def run_epoch(self, bar=None) -> dict:
         """ceil(n_train / B) iterations; losses are accumulated on the device and read back once."""
         start = time.perf_counter()
-        sums = run_iterations(self.iteration, self.iters_per_epoch, bar)
+        sums = run_iterations(self.averaged_iteration, self.iters_per_epoch, bar)
         names = sorted(sums, key=lambda n: (self.column_order.index(n) if n in self.column_order
                                              else len(self.column_order), n))
         epoch = self.epoch + 1
