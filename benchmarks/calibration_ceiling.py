@@ -2,6 +2,8 @@
 
     python benchmarks/calibration_ceiling.py [--params params.yaml] [--runs runs]
         [--metrics metrics] [--methods zerodiff,fclswgan,fvaegan]
+    python benchmarks/calibration_ceiling.py --cell runs/sweep/zerodiff-0.1-0 [--raw data/raw]
+        [--features data/features] [--without-diffgen-choice]
 
 Reruns the final evaluation of ZeroDiff (all four variants) and of the baselines exactly as the
 pipeline does (same models in ``runs/``, same ``metrics/selection/*.json``), and for each final
@@ -14,6 +16,13 @@ GZSL classifier also sweeps the calibration offset gamma **on the test set**
 
 A large gap between the two says the protocol (the transfer of gamma) is the limit; a low
 ceiling says the generator is.  Nothing in ``runs/`` or ``metrics/`` is written.
+
+``--cell DIR``: a ZeroDiff sweep cell instead of the main run: its data are prepared again from
+``--raw`` / ``--features`` with the cell's own ``params.yaml`` (seen fraction, seed), and its
+committed generators (``models/``) and ``selection.json`` are evaluated.  With
+``--without-diffgen-choice`` the selection's ``diffgen`` block is left out, so the DiffGen
+methods run as before their validation-round choice (ZeroDiff's epochs and calibration, the
+params' budgets): the before / after of docs/protocol.md "DiffGen on validation classes".
 """
 from __future__ import annotations
 
@@ -35,6 +44,10 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--metrics", default="metrics")
     parser.add_argument("--methods", default="zerodiff,fclswgan,fvaegan")
+    parser.add_argument("--cell", default=None, help="a zerodiff sweep cell directory")
+    parser.add_argument("--raw", default="data/raw")
+    parser.add_argument("--features", default="data/features")
+    parser.add_argument("--without-diffgen-choice", action="store_true")
     args = parser.parse_args(argv)
     runs, met = Path(args.runs), Path(args.metrics)
     rows = []
@@ -65,12 +78,17 @@ def main(argv=None) -> int:
     wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        selection = met / "selection" / "zerodiff.json"
+        if args.cell is not None:
+            runs, wanted, selection = prepare_cell(Path(args.cell), tmp, args), ["zerodiff"], \
+                tmp / "selection.json"
+            args.params = str(runs / "params.yaml")
         if "zerodiff" in wanted:
             real = capture(evaluate, evaluate.METHODS)
             try:
                 rc = evaluate.main(["--params", args.params, "--prepared", str(runs / "prepared"),
                                     "--drg", str(runs / "drg"), "--dfg", str(runs / "dfg"),
-                                    "--selection", str(met / "selection" / "zerodiff.json"),
+                                    "--selection", str(selection),
                                     "--metrics", str(tmp / "z.json"), "--per-class",
                                     str(tmp / "z.csv"), "--eval-dir", str(tmp / "eval")])
             finally:
@@ -95,6 +113,34 @@ def main(argv=None) -> int:
     for name, h, ceil, g_val, g_test in rows:
         print(f"{name:18s} {100 * h:9.2f} {100 * ceil:10.2f} {g_val:10.3f} {g_test:11.3f}")
     return 0
+
+
+def prepare_cell(cell: Path, tmp: Path, args) -> Path:
+    """``runs``-like layout of a zerodiff sweep cell in ``tmp``: prepared data (the cell's
+    params), ``drg/model.pt``, ``dfg/model.pt``, and ``tmp/selection.json``."""
+    import json
+    import shutil
+
+    from zerodiffpp.stages import prepare
+
+    if not (cell / "models" / "dfg.pt").exists():
+        raise SystemExit(f"{cell}: not a finished zerodiff sweep cell (models/dfg.pt missing)")
+    root = tmp / "cell"
+    root.mkdir()
+    shutil.copy(cell / "params.yaml", root / "params.yaml")
+    for name in ("drg", "dfg"):
+        (root / name).mkdir()
+        shutil.copy(cell / "models" / f"{name}.pt", root / name / "model.pt")
+    sel = json.loads((cell / "selection.json").read_text())
+    if args.without_diffgen_choice:
+        for body in sel.values():
+            body["chosen"].pop("diffgen", None)
+    (tmp / "selection.json").write_text(json.dumps(sel))
+    rc = prepare.main(["--params", str(root / "params.yaml"), "--raw", args.raw,
+                       "--features", args.features, "--out", str(root / "prepared")])
+    if rc:
+        raise SystemExit(rc)
+    return root
 
 
 if __name__ == "__main__":

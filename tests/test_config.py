@@ -46,6 +46,9 @@ def test_bad_seen_fraction_is_named(value, fragment):
     ({"eval": {"variant": "X"}}, "eval.variant='X': must be one of V, VS, C, VC, VCS"),
     ({"data": {"synthetic": {"n_classes": 3, "n_unseen": 2}}}, "data.synthetic.n_unseen=2"),
     ({"diffgen": {"start_levels": [1, "a"]}}, "diffgen.start_levels[1]"),
+    ({"diffgen": {"seen_fraction_candidates": [0.25, -1]}},
+     "diffgen.seen_fraction_candidates[1]=-1.0: must be >= 0"),
+    ({"diffgen": {"calibration": "high"}}, "diffgen.calibration='high': expected a number"),
     ({"baselines": {"methods": ["gan"]}}, "baselines.methods: unknown parameter"),
     ({"train": [1, 2]}, "train: expected a mapping"),
 ])

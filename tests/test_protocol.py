@@ -154,6 +154,24 @@ def test_apply_and_resolve_selection(tmp_path):
     with pytest.raises(DataError, match="not a selection file"):
         load_selection(path)
     assert apply_selection(Config(), {**chosen, "tta_confidence": None}).tta.confidence == 0.5
+    # DiffGen's own budgets, epochs and calibration (protocol/diffgen_budget.py)
+    dg = {"seen_fraction": 0.0, "unseen_fraction": 1.0, "gzsl_epochs": 12, "calibration": 3.25}
+    cfg = apply_selection(Config(), {**chosen, "diffgen": dg})
+    assert (cfg.diffgen.seen_fraction, cfg.diffgen.unseen_fraction, cfg.diffgen.classifier_epochs,
+            cfg.diffgen.calibration) == (0.0, 1.0, 12, 3.25)
+    assert cfg.eval.calibration == 1.5           # ZeroDiff's own choice is untouched
+
+
+def test_diffgen_methods_use_their_own_classifier_settings():
+    from zerodiffpp.stages.evaluate import diffgen_eval
+
+    cfg = Config()
+    assert diffgen_eval(cfg) == cfg.eval                      # fixed defaults: eval's settings
+    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, calibration=2.0),
+                              diffgen=dataclasses.replace(cfg.diffgen, classifier_epochs=7,
+                                                          calibration=0.0))
+    ev = diffgen_eval(cfg)
+    assert (ev.classifier_epochs, ev.calibration, ev.variant) == (7, 0.0, cfg.eval.variant)
 
 
 # --------------------------------------------------------------------------- no test leakage
@@ -184,6 +202,7 @@ def run_validation_round(data: PreparedData, root, method: str) -> bytes:
               "eval": {"syn_per_class": 20, "syn_per_class_candidates": [10, 20],
                        "variant_candidates": ["V", "VC"], "max_classifier_epochs": 6,
                        "classifier_batch": 64, "classifier_lr": 0.01},
+              "diffgen": {"seen_fraction_candidates": [0.0, 0.5]},
               "baselines": {"epochs": 1, "hidden_dim": 16, "critic_steps": 1, "batch_size": 32}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     out = root / "selection.json"
@@ -192,7 +211,8 @@ def run_validation_round(data: PreparedData, root, method: str) -> bytes:
     if method == "zerodiff":
         ppu.train_tiny(view, root, epochs=1)
         rc = evaluate_stage.main(common + ["--drg", str(root / "drg"), "--dfg", str(root / "dfg"),
-                                           "--methods", "zerodiff"])
+                                           "--methods", "zerodiff",
+                                           "--select-details", str(root / "details.json")])
     else:
         rc = baseline_stage.main(common + ["--method", method, "--out", str(root / "bl"),
                                            "--history", str(root / "history.csv")])
@@ -218,6 +238,16 @@ def test_selection_never_depends_on_the_test_set(method, tmp_path):
     assert 1 <= body["chosen"]["gzsl_epochs"] <= 6 and body["split"]["n_val_classes"] == 2
     if method == "zerodiff":
         assert body["chosen"]["variant"] in ("V", "VC") and "val_pseudo" in body
+        dg = body["chosen"]["diffgen"]
+        assert dg["seen_fraction"] in (0.0, 0.5) and 1 <= dg["gzsl_epochs"] <= 6
+        assert body["val_diffgen"]["h"] >= 0 and body["val_diffgen"]["anchors"] > 0
+        # one scanned candidate per seen top-up; the best validation H (first of equals) wins
+        cands = json.loads((tmp_path / "ref" / "details.json").read_text())["diffgen_candidates"]
+        assert [c["seen_fraction"] for c in cands] == [0.0, 0.5]
+        assert cands[0]["n_seen"] == 0 < cands[1]["n_seen"]
+        best = max(cands, key=lambda c: c["h"])
+        assert (dg["seen_fraction"], dg["gzsl_epochs"], body["val_diffgen"]["h"]) == (
+            best["seen_fraction"], best["gzsl_epochs"], best["h"])
 
 
 # --------------------------------------------------------------------------- own features

@@ -10,7 +10,9 @@ from zerodiffpp.stages.table import main as table_main
 from zerodiffpp.table import ROWS, chosen_label, main_rows, sweep_rows
 
 ZD_CHOICE = {"variant": "VS", "syn_per_class": 300, "gzsl_epochs": 7, "zsl_epochs": 2,
-             "calibration": 2.244818, "tta_confidence": 0.3}
+             "calibration": 2.244818, "tta_confidence": 0.3,
+             "diffgen": {"seen_fraction": 0.0, "unseen_fraction": 0.5, "gzsl_epochs": 11,
+                         "calibration": 1.503}}
 
 
 def acc(t1, u, s, h):
@@ -38,6 +40,9 @@ def write_details(root, drop=None):
 
 def test_chosen_labels_are_short_and_complete():
     assert chosen_label({"chosen": ZD_CHOICE}) == "VS 300 e7/2 c2.24"
+    assert chosen_label({"chosen": ZD_CHOICE}, diffgen=True) == "VS 300 e11/2 c1.5 dg0/0.5"
+    no_dg = {k: v for k, v in ZD_CHOICE.items() if k != "diffgen"}   # older selection files
+    assert chosen_label({"chosen": no_dg}, diffgen=True) == "VS 300 e7/2 c2.24"
     eszsl = {"chosen": {"gamma": 10.0, "lambda": 0.1, "calibration": 0.886872}}
     assert chosen_label(eszsl) == "g10 l0.1 c0.8869"
     assert chosen_label({"selection": "fixed", "chosen": {}}) == "fixed"
@@ -52,6 +57,8 @@ def test_main_rows_have_the_same_few_keys(tmp_path):
     assert rows["zerodiff_tta"] == {"T1": 91, "U": 61, "S": 80, "H": 71,
                                     "chosen": "VS 300 e7/2 c2.24"}
     assert rows["fclswgan"]["chosen"] == "V 100 e2/1 c1.16"
+    assert rows["zerodiffpp"]["chosen"] == rows["zerodiff_diffgen"]["chosen"] == (
+        "VS 300 e11/2 c1.5 dg0/0.5")
     assert {r["chosen"] for r in main_rows(tmp_path, "fixed").values()} == {"fixed"}
 
 

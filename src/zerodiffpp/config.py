@@ -318,6 +318,31 @@ class DiffGenConfig:
     seen_fraction: float = opt(0.25, ge=0.0, doc="seen classes topped up to this * syn_per_class")
     seen_anchors: bool = opt(True)
     unseen_anchors: bool = opt(True)
+    # --- chosen by the validation round under eval.selection=validation (docs/protocol.md)
+    seen_fraction_candidates: list[float] = opt(
+        [0.0, 0.25], doc="seen_fraction values scanned by the validation round ([] = "
+                         "seen_fraction only; 0 = no seen top-up)")
+    unseen_fraction_candidates: list[float] = opt(
+        [], doc="unseen_fraction values scanned by the validation round ([] = unseen_fraction "
+                "only)")
+    classifier_epochs: int = opt(
+        0, ge=0, doc="GZSL classifier epochs of the DiffGen methods under fixed; 0 = "
+                     "eval.classifier_epochs")
+    calibration: Optional[float] = opt(
+        None, ge=-1e6, le=1e6, doc="calibration of the DiffGen methods' GZSL classifier under "
+                                   "fixed; null = eval.calibration")
+
+    def __post_init__(self):
+        for name in ("seen_fraction_candidates", "unseen_fraction_candidates"):
+            for i, v in enumerate(getattr(self, name)):
+                if v < 0.0:
+                    raise ConfigError(f"diffgen.{name}[{i}]={v!r}: must be >= 0")
+
+    def seen_fractions(self) -> list[float]:
+        return list(dict.fromkeys(self.seen_fraction_candidates or [self.seen_fraction]))
+
+    def unseen_fractions(self) -> list[float]:
+        return list(dict.fromkeys(self.unseen_fraction_candidates or [self.unseen_fraction]))
 
 
 @dataclass(frozen=True)

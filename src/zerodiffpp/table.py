@@ -15,8 +15,10 @@ table reads rows = methods in a 100-column terminal::
 needs the main pipeline.  ``chosen`` is what the validation round chose, in one short string:
 ``<input variant> <syn_per_class> e<GZSL epochs>/<ZSL epochs> c<calibration>``; ESZSL
 ``g<gamma> l<lambda> c<calibration>``; ``fixed`` under ``eval.selection: fixed``.  The
-DiffTTA / DiffGen rows share ZeroDiff's choice; their pseudo-label threshold and every other
-field are in the detail files, diffed on request: ``dvc metrics diff --targets metrics/selection``.
+DiffTTA row shares ZeroDiff's choice; the two DiffGen rows show their own GZSL epochs and
+calibration and ``dg<seen_fraction>/<unseen_fraction>``, DiffGen's budgets (docs/protocol.md
+"DiffGen on validation classes").  The pseudo-label threshold and every other field are in the
+detail files, diffed on request: ``dvc metrics diff --targets metrics/selection``.
 
 numpy-free and torch-free: the stage starts in well under a second.
 """
@@ -33,6 +35,7 @@ ROWS = ZERODIFF_ROWS + BASELINE_ROWS
 # The selection file each row's choice comes from (DiffTTA / DiffGen reuse ZeroDiff's).
 SELECTION_OF = {**{m: "zerodiff" for m in ZERODIFF_ROWS}, "fclswgan": "fclswgan",
                 "fvaegan": "fvaegan", "eszsl": "eszsl"}
+DIFFGEN_ROWS = ("zerodiff_diffgen", "zerodiffpp")     # their own classifier settings
 
 
 def read_detail(path: Path) -> dict:
@@ -47,16 +50,22 @@ def _num(value: float) -> str:
     return f"{value:.4g}"
 
 
-def chosen_label(selection: Mapping | None) -> str:
+def chosen_label(selection: Mapping | None, diffgen: bool = False) -> str:
     """The short ``chosen`` string of one row (module docstring); ``fixed`` without a
-    validation choice."""
+    validation choice.  ``diffgen``: the row of a DiffGen method (its own epochs, calibration
+    and budgets where the selection has them)."""
     if not selection or selection.get("selection") == "fixed" or "chosen" not in selection:
         return "fixed"
     c = selection["chosen"]
     if "lambda" in c:                                    # ESZSL
         return f"g{_num(c['gamma'])} l{_num(c['lambda'])} c{_num(c['calibration'])}"
-    return (f"{c['variant']} {c['syn_per_class']} e{c['gzsl_epochs']}/{c['zsl_epochs']} "
-            f"c{c['calibration']:.3g}")
+    dg = c.get("diffgen") if diffgen else None
+    epochs, cal = (c["gzsl_epochs"], c["calibration"]) if dg is None else (
+        dg["gzsl_epochs"], dg["calibration"])
+    label = f"{c['variant']} {c['syn_per_class']} e{epochs}/{c['zsl_epochs']} c{cal:.3g}"
+    if dg is not None:
+        label += f" dg{_num(dg['seen_fraction'])}/{_num(dg['unseen_fraction'])}"
+    return label
 
 
 def accuracy_row(body: Mapping, where: str) -> dict:
@@ -78,16 +87,16 @@ def main_rows(metrics_dir: Path, selection: str = "validation") -> dict[str, dic
         path = metrics_dir / "baselines" / f"{m}.json"
         details.update(read_detail(path))
         sources[m] = path
-    chosen = {}                       # one label per selection file (ZeroDiff's serves four rows)
+    files = {}                        # one selection file per owner (ZeroDiff's serves four rows)
     for owner in dict.fromkeys(SELECTION_OF.values()):
-        chosen[owner] = ("fixed" if selection == "fixed" else chosen_label(
-            read_detail(metrics_dir / "selection" / f"{owner}.json").get(owner)))
+        files[owner] = (None if selection == "fixed" else read_detail(
+            metrics_dir / "selection" / f"{owner}.json").get(owner))
     rows = {}
     for m in ROWS:
         if m not in details:
             raise DataError(f"{sources[m]}: no entry '{m}'")
         rows[m] = {**accuracy_row(details[m], f"{sources[m]} [{m}]"),
-                   "chosen": chosen[SELECTION_OF[m]]}
+                   "chosen": chosen_label(files[SELECTION_OF[m]], diffgen=m in DIFFGEN_ROWS)}
     return rows
 
 

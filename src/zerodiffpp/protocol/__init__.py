@@ -4,4 +4,6 @@ is chosen without looking at test data.
 * :mod:`.split`        the validation view: seen classes -> train-classes + validation-classes
 * :mod:`.calibration`  calibrated stacking (seen-score offset), exact search over stored scores
 * :mod:`.selection`    the validation round's scan and choice, and applying it to a Config
+* :mod:`.diffgen_budget` DiffGen's budgets and its classifier's epochs / calibration, chosen
+  on the validation view after ZeroDiff's choice
 """

@@ -12,6 +12,8 @@ classifier.  Nothing here reads test data: the caller passes the validation view
 
 Cost: 2 classifier fits per candidate (GZSL + ZSL) of ``max_classifier_epochs`` epochs on the
 (smaller) validation sets, plus one refit of the chosen one; calibration is vectorised.
+DiffGen's own settings are chosen afterwards from the same classifier's pseudo-labels
+(:mod:`.diffgen_budget`).
 """
 from __future__ import annotations
 
@@ -82,6 +84,10 @@ class Selection:
     val_pseudo: Optional[dict] = None          # validation pseudo-labels at the chosen threshold
     split: dict = field(default_factory=dict)  # ClassSplit.as_json()
     candidates: list = field(default_factory=list)
+    diffgen: Optional[dict] = None             # .diffgen_budget.DiffGenChoice.as_json()
+    # The chosen, calibrated classifier of the validation round (not written): the source of
+    # the validation pseudo-labels that the DiffGen choice starts from.
+    run: Optional[ProtocolRun] = field(default=None, repr=False, compare=False)
 
     def as_json(self) -> dict:
         best = next(c for c in self.candidates if c["variant"] == self.variant
@@ -99,6 +105,9 @@ class Selection:
                "version": SELECTION_VERSION}
         if self.val_pseudo is not None:
             out["val_pseudo"] = self.val_pseudo
+        if self.diffgen is not None:
+            chosen["diffgen"] = self.diffgen["chosen"]
+            out["val_diffgen"] = self.diffgen["val"]
         return out
 
 
@@ -128,7 +137,14 @@ def apply_selection(cfg: Config, chosen: dict) -> Config:
     tta = cfg.tta
     if chosen.get("tta_confidence") is not None:
         tta = dataclasses.replace(tta, confidence=float(chosen["tta_confidence"]))
-    return dataclasses.replace(cfg, eval=ev, tta=tta)
+    dg = cfg.diffgen
+    if chosen.get("diffgen") is not None:
+        c = chosen["diffgen"]
+        dg = dataclasses.replace(dg, seen_fraction=float(c["seen_fraction"]),
+                                 unseen_fraction=float(c["unseen_fraction"]),
+                                 classifier_epochs=int(c["gzsl_epochs"]),
+                                 calibration=float(c["calibration"]))
+    return dataclasses.replace(cfg, eval=ev, tta=tta, diffgen=dg)
 
 
 def resolve(cfg: Config, selection_path, method: str) -> Config:
@@ -145,33 +161,56 @@ def resolve(cfg: Config, selection_path, method: str) -> Config:
 # --------------------------------------------------------------------------- scanning
 
 
-def scan_candidate(sets: ValidationSets, syn: Inputs, syn_y: np.ndarray, variant: str, n_syn: int,
-                   cfg: Config, seed: int) -> CandidateScore:
-    """One GZSL and one ZSL classifier for ``max_classifier_epochs`` epochs; best epoch and
-    calibration on the validation sets from the per-epoch stored scores."""
+@dataclass
+class GZSLScan:
+    """The best epoch of one GZSL classifier scanned on the validation sets, with its calibration."""
+
+    epochs: int
+    calibration: float
+    u: float
+    s: float
+    h: float
+    h_uncalibrated: float     # same epoch, gamma = 0: what calibration adds
+
+
+def scan_gzsl(sets: ValidationSets, train: Inputs, train_y: np.ndarray, syn: Inputs,
+              syn_y: np.ndarray, variant: str, cfg: Config, generator: torch.Generator,
+              weights: Optional[np.ndarray] = None) -> GZSLScan:
+    """One GZSL classifier on ``train`` ∪ ``syn`` for ``max_classifier_epochs`` epochs; after each
+    epoch the validation scores are stored and the best calibration of that epoch is found from
+    them (no refit).  The first epoch with the best calibrated H wins."""
     ev = cfg.eval
     classes = np.union1d(sets.seen, sets.unseen)
-    gz_inputs = concat_inputs(sets.train, syn)
-    y_gz = torch.cat([compact_labels(sets.train_y, classes, "validation train labels"),
-                      compact_labels(syn_y, classes, "validation synthetic labels")])
-    evaluated = concat_inputs(sets.val_seen, sets.val_unseen)
+    y = torch.cat([compact_labels(train_y, classes, "validation train labels"),
+                   compact_labels(syn_y, classes, "validation synthetic labels")])
     eval_y = np.concatenate([sets.val_seen_y, sets.val_unseen_y])
-    eval_blocks = select(evaluated, variant)
+    eval_blocks = select(concat_inputs(sets.val_seen, sets.val_unseen), variant)
 
-    def gzsl_monitor(model):
+    def monitor(model):
         return decisions(log_probs(model, eval_blocks), classes, sets.seen, eval_y)
 
-    g = train_classifier(select(gz_inputs, variant), y_gz, len(classes),
+    g = train_classifier(select(concat_inputs(train, syn), variant), y, len(classes),
                          epochs=ev.max_classifier_epochs, lr=ev.classifier_lr,
-                         batch_size=ev.classifier_batch, generator=sub_generator(seed, 1, n_syn),
-                         monitor=gzsl_monitor)
+                         batch_size=ev.classifier_batch, generator=generator,
+                         weights=None if weights is None else torch.as_tensor(weights),
+                         monitor=monitor)
     per_epoch = [best_gamma(d, sets.seen, sets.unseen) for d in g.monitor]
     e = int(np.argmax([p.h for p in per_epoch]))           # first best epoch
-    d = g.monitor[e]
-    plain = metrics.gzsl_scores(
-        sets.val_seen_y, d.predict(0.0)[:len(sets.val_seen_y)], sets.val_unseen_y,
-        d.predict(0.0)[len(sets.val_seen_y):], sets.seen, sets.unseen)
+    plain = g.monitor[e].predict(0.0)
+    n_seen = len(sets.val_seen_y)
+    h_plain = metrics.gzsl_scores(sets.val_seen_y, plain[:n_seen], sets.val_unseen_y,
+                                  plain[n_seen:], sets.seen, sets.unseen)["h"]
+    best = per_epoch[e]
+    return GZSLScan(e + 1, best.gamma, best.u, best.s, best.h, h_plain)
 
+
+def scan_candidate(sets: ValidationSets, syn: Inputs, syn_y: np.ndarray, variant: str, n_syn: int,
+                   cfg: Config, seed: int) -> CandidateScore:
+    """One GZSL classifier (:func:`scan_gzsl`) and one ZSL classifier for
+    ``max_classifier_epochs`` epochs each: best epochs and calibration on the validation sets."""
+    ev = cfg.eval
+    gz = scan_gzsl(sets, sets.train, sets.train_y, syn, syn_y, variant, cfg,
+                   sub_generator(seed, 1, n_syn))
     unseen_blocks = select(sets.val_unseen, variant)
 
     def zsl_monitor(model):
@@ -183,9 +222,8 @@ def scan_candidate(sets: ValidationSets, syn: Inputs, syn_y: np.ndarray, variant
                          batch_size=ev.classifier_batch, generator=sub_generator(seed, 2, n_syn),
                          monitor=zsl_monitor)
     ze = int(np.argmax(z.monitor))
-    best = per_epoch[e]
-    return CandidateScore(variant, n_syn, e + 1, best.gamma, best.u, best.s, best.h,
-                          plain["h"], ze + 1, float(z.monitor[ze]))
+    return CandidateScore(variant, n_syn, gz.epochs, gz.calibration, gz.u, gz.s, gz.h,
+                          gz.h_uncalibrated, ze + 1, float(z.monitor[ze]))
 
 
 def choose_threshold(run: ProtocolRun, sets: ValidationSets, variant: str, cfg: Config):
@@ -243,7 +281,7 @@ def select_settings(method: str, sets: ValidationSets,
         pick = choose_threshold(run, sets, best.variant, cfg)
         if pick is not None and pick["n"] > 0:
             sel.tta_confidence = pick["tau"]
-        sel.val_pseudo = pick
+        sel.val_pseudo, sel.run = pick, run
     return sel
 
 
@@ -277,8 +315,15 @@ def write_selection(sel: Selection, path, details_path=None) -> None:
     body = sel.as_json()
     write_json(path, {sel.method: body})
     if details_path:
-        write_json(details_path, {"method": sel.method, "split": sel.split,
-                                  "candidates": sel.candidates, "val_pseudo": sel.val_pseudo})
+        details = {"method": sel.method, "split": sel.split, "candidates": sel.candidates,
+                   "val_pseudo": sel.val_pseudo}
+        if sel.diffgen is not None:
+            details["diffgen_candidates"] = sel.diffgen["candidates"]
+        write_json(details_path, details)
     c, v = body["chosen"], body["val"]
     print(f"selection {sel.method}: {c}; on validation classes U {v['u']} S {v['s']} H {v['h']} "
           f"(uncalibrated H {v['h_uncalibrated']}), ZSL T1 {v['t1']}")
+    if sel.diffgen is not None:
+        v = sel.diffgen["val"]
+        print(f"selection {sel.method} + DiffGen: {sel.diffgen['chosen']}; on validation classes "
+              f"U {v['u']} S {v['s']} H {v['h']} ({v['anchors']} unseen anchors)")

@@ -16,7 +16,9 @@ True test labels are used only for scoring (T1/U/S/H, per-class tables, and the 
 precision diagnostic), never for adaptation, anchors or training.
 
 Final classifiers (6.5 step 5): the ``eval`` settings for every method (same input variant,
-epochs, batch, lr and classifier seed); DiffGen features from pseudo-labelled anchors get the
+epochs, batch, lr and classifier seed), except that the two DiffGen methods' GZSL classifiers
+use ``diffgen.classifier_epochs`` / ``diffgen.calibration`` where set (chosen on validation
+classes with DiffGen's features, docs/protocol.md); DiffGen features from pseudo-labelled anchors get the
 per-sample NLL weight p(y-hat|x), everything else weight 1.  Every method reuses the same
 synthesis noise (seed from ``train.seed``), so differences come from the method only.
 
@@ -36,6 +38,7 @@ Reads the params sections runtime, train, diffusion, dfg, eval, tta, diffgen, sp
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,9 +104,19 @@ def synthesise(ctx: Context, models, classes, n: int, gen: torch.Generator):
     return generate(models, ctx.class_emb, classes, n, ctx.cfg.eval.sampling, gen)
 
 
-def evaluate_method(ctx: Context, syn, dg_seen=None, dg_unseen=None):
+def diffgen_eval(cfg):
+    """The eval settings of the DiffGen methods' classifiers: ``diffgen.classifier_epochs`` /
+    ``diffgen.calibration`` (chosen on validation classes with DiffGen's features,
+    protocol/diffgen_budget.py) where set, else eval's."""
+    dg = cfg.diffgen
+    return dataclasses.replace(
+        cfg.eval, classifier_epochs=dg.classifier_epochs or cfg.eval.classifier_epochs,
+        calibration=cfg.eval.calibration if dg.calibration is None else dg.calibration)
+
+
+def evaluate_method(ctx: Context, syn, dg_seen=None, dg_unseen=None, ev=None):
     """Final classifiers (6.5 step 5) on real seen [∪ DiffGen seen] and generated unseen
-    [∪ DiffGen unseen, weighted by p]."""
+    [∪ DiffGen unseen, weighted by p]; ``ev`` overrides ``ctx.cfg.eval``."""
     d, b = ctx.data, ctx.blocks
     train, train_y = b["train"], np.asarray(d.train_y)
     syn_x, syn_c, syn_y = syn
@@ -117,7 +130,7 @@ def evaluate_method(ctx: Context, syn, dg_seen=None, dg_unseen=None):
         syn_y = np.concatenate([syn_y, dg_unseen.y])
     return evaluate_protocols(train, train_y, syn_b, syn_y, b["test_seen"], d.test_seen_y,
                               b["test_unseen"], d.test_unseen_y, d.seen_classes, d.unseen_classes,
-                              ctx.cfg.eval, ctx.gen(TAG_CLF), syn_weights=syn_w,
+                              ev or ctx.cfg.eval, ctx.gen(TAG_CLF), syn_weights=syn_w,
                               best_of_test=ctx.best_of_test, progress=ctx.progress)
 
 
@@ -221,7 +234,7 @@ def run_transductive(ctx: Context, methods, syn0, f0, results: dict, generated: 
                                  data.seen_classes, data.unseen_classes, seen_anchors,
                                  unseen_anchors, ctx.gen(TAG_DIFFGEN))
         diag[f"diffgen_{name}"] = {"seen": dg_s.counts(), "unseen": dg_u.counts()}
-        results[name] = evaluate_method(ctx, syn, dg_s, dg_u)
+        results[name] = evaluate_method(ctx, syn, dg_s, dg_u, diffgen_eval(cfg))
         generated[name] = (gen_models, dg_s, dg_u)
         timings[name] = time.perf_counter() - t
 
@@ -260,6 +273,7 @@ def write_outputs(args, ctx: Context, methods, results, generated, diag) -> None
 def run_selection(args, ctx: Context) -> None:
     """The validation round for ZeroDiff (zerodiffpp.protocol.selection): ``ctx.data`` is the
     validation view, ``ctx.models`` were trained on its train-classes only."""
+    from ..protocol.diffgen_budget import PoolFeatures, select_diffgen
     from ..protocol.selection import ValidationSets, read_split, select_settings, write_selection
 
     cfg, d = ctx.cfg, ctx.data
@@ -277,6 +291,12 @@ def run_selection(args, ctx: Context) -> None:
     split = read_split(Path(args.prepared))
     sel = select_settings(METHOD_KEY, sets, synthesise_val, cfg, ctx.seed, ctx.variants,
                           pseudo_labels=True, split=split)
+    feats = PoolFeatures(*(torch.as_tensor(a, dtype=torch.float32, device=ctx.device) for a in (
+        d.train_x, d.train_c, np.concatenate([d.test_seen_x, d.test_unseen_x]),
+        np.concatenate([d.test_seen_c, d.test_unseen_c]))))
+    sel.diffgen = select_diffgen(sel, sets, feats, ctx.models, ctx.class_emb, synthesise_val,
+                                 ctx.blocks_of, cfg, ctx.seed,
+                                 lambda: ctx.gen(TAG_DIFFGEN)).as_json()
     write_selection(sel, args.select, args.select_details)
 
 
