@@ -40,7 +40,7 @@ def write_details(root, drop=None):
 
 def test_chosen_labels_are_short_and_complete():
     assert chosen_label({"chosen": ZD_CHOICE}) == "VS 300 e7/2 c2.24"
-    assert chosen_label({"chosen": ZD_CHOICE}, diffgen=True) == "VS 300 e11/2 c1.5 dg0/0.5"
+    assert chosen_label({"chosen": ZD_CHOICE}, diffgen=True) == "VS 300 e11/2 c1.5"
     no_dg = {k: v for k, v in ZD_CHOICE.items() if k != "diffgen"}   # older selection files
     assert chosen_label({"chosen": no_dg}, diffgen=True) == "VS 300 e7/2 c2.24"
     eszsl = {"chosen": {"gamma": 10.0, "lambda": 0.1, "calibration": 0.886872}}
@@ -58,7 +58,7 @@ def test_main_rows_have_the_same_few_keys(tmp_path):
                                     "chosen": "VS 300 e7/2 c2.24"}
     assert rows["fclswgan"]["chosen"] == "V 100 e2/1 c1.16"
     assert rows["zerodiffpp"]["chosen"] == rows["zerodiff_diffgen"]["chosen"] == (
-        "VS 300 e11/2 c1.5 dg0/0.5")
+        "VS 300 e11/2 c1.5")
     assert {r["chosen"] for r in main_rows(tmp_path, "fixed").values()} == {"fixed"}
 
 
