@@ -17,7 +17,8 @@ needs the main pipeline.  ``chosen`` is what the validation round chose, in one 
 ``g<gamma> l<lambda> c<calibration>``; ``fixed`` under ``eval.selection: fixed``.  The
 DiffTTA row shares ZeroDiff's choice; the two DiffGen rows show their own GZSL epochs and
 calibration (docs/protocol.md "DiffGen on validation classes").  DiffGen's budgets, the
-pseudo-label threshold and every other field are in the detail files, diffed on request: ``dvc metrics diff --targets metrics/selection``.
+pseudo-label threshold and every other field are in the detail files, diffed on request:
+``dvc metrics diff --targets metrics/selection``.
 
 numpy-free and torch-free: the stage starts in well under a second.
 """
