@@ -302,6 +302,23 @@ def evaluate_variants(train: Inputs, train_y, syn: Inputs, syn_y, test_seen: Inp
     return results
 
 
+def with_diffgen(train: Inputs, train_y, syn: Inputs, syn_y, dg_seen, dg_unseen, blocks_of):
+    """Classifier inputs of a DiffGen method (METHOD.md 6.5 step 5): real seen [∪ DiffGen seen],
+    synthetic unseen [∪ DiffGen unseen].  ``dg_*``: DiffGen sets (``x``, ``c``, ``y``, ``w``) or
+    None; ``blocks_of(x, c)`` builds their inputs.  Returns (train, train_y, syn, syn_y, syn_w):
+    ``syn_w`` weights the DiffGen unseen features by p(y-hat|x) and the fully generated ones by 1,
+    None when there is no DiffGen unseen feature."""
+    train_y, syn_y, syn_w = np.asarray(train_y), np.asarray(syn_y), None
+    if dg_seen is not None and len(dg_seen):
+        train = concat_inputs(train, blocks_of(dg_seen.x, dg_seen.c))
+        train_y = np.concatenate([train_y, dg_seen.y])
+    if dg_unseen is not None and len(dg_unseen):
+        syn_w = np.concatenate([np.ones(len(syn_y), np.float32), dg_unseen.w])
+        syn = concat_inputs(syn, blocks_of(dg_unseen.x, dg_unseen.c))
+        syn_y = np.concatenate([syn_y, dg_unseen.y])
+    return train, train_y, syn, syn_y, syn_w
+
+
 def evaluate_protocols(train: Inputs, train_y, syn: Inputs, syn_y, test_seen: Inputs, test_seen_y,
                        test_unseen: Inputs, test_unseen_y, seen_classes, unseen_classes,
                        cfg: EvalConfig, generator: torch.Generator, *, variant: Optional[str] = None,

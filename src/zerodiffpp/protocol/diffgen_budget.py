@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..config import Config
-from ..evaluation import Inputs, concat_inputs, sub_generator
+from ..evaluation import Inputs, concat_inputs, pct, sub_generator, with_diffgen
 from .selection import GZSLScan, Selection, ValidationSets, scan_gzsl
 
 
@@ -58,13 +58,9 @@ class DiffGenChoice:
         return {"chosen": {"seen_fraction": self.seen_fraction,
                            "unseen_fraction": self.unseen_fraction,
                            "gzsl_epochs": s.epochs, "calibration": round(s.calibration, 6)},
-                "val": {"u": _pct(s.u), "s": _pct(s.s), "h": _pct(s.h),
-                        "h_uncalibrated": _pct(s.h_uncalibrated), "anchors": self.n_anchors},
+                "val": {"u": pct(s.u), "s": pct(s.s), "h": pct(s.h),
+                        "h_uncalibrated": pct(s.h_uncalibrated), "anchors": self.n_anchors},
                 "candidates": self.candidates}
-
-
-def _pct(v: float) -> float:
-    return round(100.0 * float(v), 2)
 
 
 def select_diffgen(sel: Selection, sets: ValidationSets, feats: PoolFeatures, models,
@@ -98,22 +94,17 @@ def select_diffgen(sel: Selection, sets: ValidationSets, feats: PoolFeatures, mo
         dg_s, dg_u = run_diffgen(models, dg_cfg, sel.syn_per_class, class_emb, sets.seen,
                                  sets.unseen, seen_anchors, unseen_anchors, generator(),
                                  log=lambda msg: None)
-        train, train_y = sets.train, np.asarray(sets.train_y)
-        if len(dg_s):
-            train = concat_inputs(train, blocks_of(dg_s.x, dg_s.c))
-            train_y = np.concatenate([train_y, dg_s.y])
-        syn_all, syn_all_y, weights = syn, syn_y, None
-        if len(dg_u):
-            syn_all = concat_inputs(syn, blocks_of(dg_u.x, dg_u.c))
-            syn_all_y = np.concatenate([syn_y, dg_u.y])
-            weights = np.concatenate([np.ones(len(train_y) + len(syn_y), np.float32), dg_u.w])
+        train, train_y, syn_all, syn_all_y, syn_w = with_diffgen(
+            sets.train, sets.train_y, syn, syn_y, dg_s, dg_u, blocks_of)
+        weights = None if syn_w is None else np.concatenate(
+            [np.ones(len(train_y), np.float32), syn_w])
         scan = scan_gzsl(sets, train, train_y, syn_all, syn_all_y, sel.variant, cfg,
                          sub_generator(seed, 3, i), weights=weights)
         candidates.append({"seen_fraction": sf, "unseen_fraction": uf,
                            "n_seen": len(dg_s), "n_unseen": len(dg_u), "gzsl_epochs": scan.epochs,
-                           "calibration": round(scan.calibration, 6), "u": _pct(scan.u),
-                           "s": _pct(scan.s), "h": _pct(scan.h),
-                           "h_uncalibrated": _pct(scan.h_uncalibrated)})
+                           "calibration": round(scan.calibration, 6), "u": pct(scan.u),
+                           "s": pct(scan.s), "h": pct(scan.h),
+                           "h_uncalibrated": pct(scan.h_uncalibrated)})
         if best is None or scan.h > best[2].h:
             best = (sf, uf, scan)
     return DiffGenChoice(best[0], best[1], best[2], len(pseudo), candidates)

@@ -51,7 +51,7 @@ from .. import runtime
 from ..config import ConfigError, load_config
 from ..data.prepared import PreparedData
 from ..evaluation import (build_blocks, concat_inputs, evaluate_protocols, metrics_json,
-                          per_class_csv_frame)
+                          per_class_csv_frame, with_diffgen)
 from ..io import write_csv, write_json, write_npz
 from ..protocol.selection import add_selection_args, resolve
 from ..seeds import (TAG_CLF, TAG_DIFFGEN, TAG_MIX, TAG_SPURIOUS, TAG_SYN, TAG_TTA, TAG_TTA_CLF,
@@ -118,16 +118,10 @@ def evaluate_method(ctx: Context, syn, dg_seen=None, dg_unseen=None, ev=None):
     """Final classifiers (6.5 step 5) on real seen [∪ DiffGen seen] and generated unseen
     [∪ DiffGen unseen, weighted by p]; ``ev`` overrides ``ctx.cfg.eval``."""
     d, b = ctx.data, ctx.blocks
-    train, train_y = b["train"], np.asarray(d.train_y)
     syn_x, syn_c, syn_y = syn
-    syn_b, syn_y, syn_w = ctx.blocks_of(syn_x, syn_c), syn_y.numpy(), None
-    if dg_seen is not None and len(dg_seen):
-        train = concat_inputs(train, ctx.blocks_of(dg_seen.x, dg_seen.c))
-        train_y = np.concatenate([train_y, dg_seen.y])
-    if dg_unseen is not None and len(dg_unseen):
-        syn_w = np.concatenate([np.ones(len(syn_y), np.float32), dg_unseen.w])
-        syn_b = concat_inputs(syn_b, ctx.blocks_of(dg_unseen.x, dg_unseen.c))
-        syn_y = np.concatenate([syn_y, dg_unseen.y])
+    train, train_y, syn_b, syn_y, syn_w = with_diffgen(
+        b["train"], d.train_y, ctx.blocks_of(syn_x, syn_c), syn_y.numpy(), dg_seen, dg_unseen,
+        ctx.blocks_of)
     return evaluate_protocols(train, train_y, syn_b, syn_y, b["test_seen"], d.test_seen_y,
                               b["test_unseen"], d.test_unseen_y, d.seen_classes, d.unseen_classes,
                               ev or ctx.cfg.eval, ctx.gen(TAG_CLF), syn_weights=syn_w,
