@@ -20,7 +20,7 @@ TINY_OVERRIDES = {
     "drg": {"epochs": 1, "hidden_dim": 32, "critic_steps": 2, "batch_size": 128},
     "dfg": {"epochs": 1, "hidden_dim": 32, "critic_steps": 2, "batch_size": 128},
     "eval": {"syn_per_class": 30, "classifier_epochs": 3, "max_classifier_epochs": 4,
-             "variant_candidates": ["V", "VCS"]},
+             "max_zsl_epochs": 4, "variant_candidates": ["V", "VCS"]},
     "eszsl": {"gamma_grid": [0.1, 10.0], "lam_grid": [0.1, 10.0]},
     "tta": {"rounds": 1, "epochs": 1},
     "spurious": {"syn_per_class": 20},

@@ -63,6 +63,99 @@ def test_best_gamma_matches_brute_force_and_sits_inside_the_plateau():
         assert (u[i], s[i]) == pytest.approx((ref["u"], ref["s"]))
 
 
+def test_scores_over_gammas_equal_explicit_predictions_on_awkward_margins():
+    """Ties, +-inf and NaN margins, a class with no sample: the sort-and-count scores equal
+    the GZSL metric of the explicit predictions at every candidate gamma."""
+    from zerodiffpp import metrics
+
+    rng = np.random.default_rng(4)
+    seen, unseen = np.array([0, 1, 2, 3]), np.array([4, 5, 6])      # class 6: no sample
+    y = rng.choice([0, 1, 2, 3, 4, 5], 300)
+    best_seen = np.where(rng.random(300) < 0.6, np.where(y < 4, y, 0), rng.choice(seen, 300))
+    best_unseen = np.where(rng.random(300) < 0.5, np.where(y >= 4, y, 4), rng.choice(unseen, 300))
+    margin = np.round(rng.normal(size=300), 1)                    # many ties
+    margin[:3] = [np.inf, -np.inf, np.nan]
+    d = cal.Decisions(best_seen, best_unseen, margin, y)
+    gammas = cal._candidate_gammas(margin)
+    u, s, h = cal.scores_over_gammas(d, seen, unseen, gammas)
+    is_seen = np.isin(y, seen)
+    for i, g in enumerate(gammas):
+        p = d.predict(g)
+        ref = metrics.gzsl_scores(y[is_seen], p[is_seen], y[~is_seen], p[~is_seen], seen, unseen)
+        assert (u[i], s[i], h[i]) == pytest.approx((ref["u"], ref["s"], ref["h"]), abs=1e-12)
+
+
+def toy_validation_sets(seed: int = 0):
+    """A small, learnable validation view: 3 train-classes, 2 validation-classes, V block."""
+    from zerodiffpp.protocol.selection import ValidationSets
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(5, 6)).astype(np.float32) * 2
+
+    def draw(classes, n):
+        y = np.repeat(classes, n)
+        return {"V": torch.from_numpy(centres[y] + rng.normal(size=(len(y), 6)).astype(np.float32))}, y
+
+    train, train_y = draw([0, 1, 2], 20)
+    val_seen, val_seen_y = draw([0, 1, 2], 5)
+    val_unseen, val_unseen_y = draw([3, 4], 8)
+    return ValidationSets(train, train_y, val_seen, val_seen_y, val_unseen, val_unseen_y,
+                          np.array([0, 1, 2]), np.array([3, 4])), draw
+
+
+def toy_cfg(epochs: int = 8) -> Config:
+    cfg = Config()
+    return dataclasses.replace(cfg, eval=dataclasses.replace(
+        cfg.eval, max_classifier_epochs=epochs, max_zsl_epochs=epochs, classifier_batch=16,
+        classifier_lr=0.01))
+
+
+def test_gzsl_scan_keeps_the_chosen_epochs_weights_so_no_refit_is_needed():
+    from zerodiffpp.classifier import train_classifier
+    from zerodiffpp.evaluation import compact_labels, concat_inputs, select, sub_generator
+    from zerodiffpp.protocol.selection import scan_gzsl
+
+    sets, draw = toy_validation_sets()
+    syn, syn_y = draw([3, 4], 15)
+    cfg = toy_cfg()
+    scan = scan_gzsl(sets, sets.train, sets.train_y, syn, syn_y, "V", cfg, sub_generator(5, 1))
+    assert 1 <= scan.epochs <= 8 and scan.classes.tolist() == [0, 1, 2, 3, 4]
+    # the same seed and data for scan.epochs epochs: the very same weights
+    y = torch.cat([compact_labels(sets.train_y, scan.classes, "t"), compact_labels(syn_y, scan.classes, "s")])
+    refit = train_classifier(select(concat_inputs(sets.train, syn), "V"), y, 5, epochs=scan.epochs,
+                             lr=0.01, batch_size=16, generator=sub_generator(5, 1))
+    assert torch.equal(refit.model.fc.weight, scan.model.fc.weight)
+    assert torch.equal(refit.model.fc.bias, scan.model.fc.bias)
+    assert scan.model.fc.weight.grad is None and not scan.model.training
+    # and the scan's score is that classifier's calibrated validation H
+    from zerodiffpp.classifier import log_probs
+    pool = select(concat_inputs(sets.val_seen, sets.val_unseen), "V")
+    d = cal.decisions(log_probs(scan.model, pool), scan.classes, sets.seen,
+                      np.concatenate([sets.val_seen_y, sets.val_unseen_y]))
+    assert cal.best_gamma(d, sets.seen, sets.unseen).h == scan.h
+
+
+def test_only_the_winning_candidate_is_scanned_for_its_zsl_epoch():
+    from zerodiffpp.protocol.selection import select_settings
+
+    sets, draw = toy_validation_sets(1)
+    calls = []
+
+    def synthesise(n):
+        calls.append(n)
+        return draw([3, 4], n)
+
+    cfg = toy_cfg()
+    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, syn_per_class_candidates=[6, 12]))
+    sel = select_settings("toy", sets, synthesise, cfg, 0, ("V",), pseudo_labels=True, split={})
+    assert calls == [6, 12]                             # one synthesis per count
+    scanned = [c for c in sel.candidates if c["zsl_epochs"] is not None]
+    assert len(sel.candidates) == 2 and len(scanned) == 1
+    assert (scanned[0]["syn_per_class"], scanned[0]["zsl_epochs"]) == (sel.syn_per_class, sel.zsl_epochs)
+    assert max(c["h"] for c in sel.candidates) == scanned[0]["h"]
+    assert sel.run is not None and sel.run.calibration == sel.calibration
+
+
 def test_calibrate_shifts_seen_columns_and_renormalises():
     lp, classes, seen, _ = hand_made()
     out = cal.calibrate(lp, cal.seen_mask(classes, seen), 0.5)
@@ -201,7 +294,7 @@ def run_validation_round(data: PreparedData, root, method: str) -> bytes:
     params = {"runtime": {"device": "cpu", "threads": 1, "progress": False}, "train": {"seed": 3},
               "eval": {"syn_per_class": 20, "syn_per_class_candidates": [10, 20],
                        "variant_candidates": ["V", "VC"], "max_classifier_epochs": 6,
-                       "classifier_batch": 64, "classifier_lr": 0.01},
+                       "max_zsl_epochs": 6, "classifier_batch": 64, "classifier_lr": 0.01},
               "diffgen": {"seen_fraction_candidates": [0.0, 3.0]},  # 3 x 20 > real per class
               "baselines": {"epochs": 1, "hidden_dim": 16, "critic_steps": 1, "batch_size": 32}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))

@@ -18,7 +18,7 @@ SMALLER = {
                            "attr_dim": 8}},
     "runtime": {"device": "cpu", "threads": 1, "progress": False},
     "eval": {"syn_per_class": 20, "classifier_epochs": 2, "max_classifier_epochs": 3,
-             "variant_candidates": ["V", "VCS"]},
+             "max_zsl_epochs": 3, "variant_candidates": ["V", "VCS"]},
     "tta": {"rounds": 1, "epochs": 1},
     "spurious": {"syn_per_class": 10},
     "baselines": {"epochs": 1, "hidden_dim": 16, "critic_steps": 1, "batch_size": 64},

@@ -248,7 +248,13 @@ class EvalConfig:
     val_split_seed: int = opt(0, ge=0, doc="seed of the seeded validation-class draw")
     val_holdout: float = opt(0.2, gt=0.0, lt=1.0,
                              doc="share of each train-class's samples held out as validation seen")
-    max_classifier_epochs: int = opt(50, ge=1, doc="epochs scanned by the validation round")
+    max_classifier_epochs: int = opt(
+        25, ge=1, doc="GZSL classifier epochs scanned by the validation round (ZeroDiff's, "
+                      "DiffGen's and the baselines' classifiers); 25 = the fixed schedule's "
+                      "classifier_epochs, so the final round never trains its classifiers "
+                      "longer than the fixed protocol (docs/protocol.md \"Cost\")")
+    max_zsl_epochs: int = opt(50, ge=1, doc="ZSL classifier epochs scanned by the validation "
+                                            "round (a cheap fit: unseen classes only)")
     syn_per_class_candidates: list[int] = opt(
         [], doc="syn_per_class values scanned by the validation round ([] = syn_per_class only)")
     variant_candidates: list[str] = opt(

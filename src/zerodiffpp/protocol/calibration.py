@@ -19,8 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..metrics import harmonic_mean
-
 MAX_CANDIDATES = 1024
 
 
@@ -88,25 +86,40 @@ def _candidate_gammas(margin: np.ndarray) -> np.ndarray:
 
 def scores_over_gammas(dec: Decisions, seen_classes, unseen_classes,
                        gammas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """U, S, H (fractions, METHOD.md 4.4: per-class means over classes present) for every gamma,
-    vectorised: a (n, G) correctness matrix reduced per class by one matrix product."""
+    """U, S, H (fractions, METHOD.md 4.4: per-class means over classes present) for every
+    gamma (sorted ascending), vectorised.  A sample counts as right for the gammas below its
+    margin when its best seen class is right and for the others when its best unseen class is;
+    so per class the number right is a step function of gamma, built from a sort and a
+    cumulative sum in integers (no (n, G) matrix)."""
     seen, unseen = np.asarray(seen_classes), np.asarray(unseen_classes)
     y = dec.y
-    correct_seen = dec.best_seen == y              # right when predicted seen
-    correct_unseen = dec.best_unseen == y          # right when predicted unseen
-    pred_seen = dec.margin[:, None] > gammas[None, :]
-    correct = np.where(pred_seen, correct_seen[:, None], correct_unseen[:, None]).astype(np.float64)
+    correct_seen = (dec.best_seen == y).astype(np.int64)      # right when predicted seen
+    correct_unseen = (dec.best_unseen == y).astype(np.int64)  # right when predicted unseen
+    # k_i = number of gammas below margin_i: sample i is predicted seen for gammas[:k_i]
+    margin = np.nan_to_num(dec.margin, nan=-np.inf)           # NaN margin: never seen
+    below = np.searchsorted(gammas, margin, side="left")
 
     def class_mean(target):
-        present = [c for c in np.asarray(target) if (y == c).any()]
-        if not present:
+        present = np.asarray(target)[np.isin(np.asarray(target), y)]
+        if len(present) == 0:
             return np.zeros(len(gammas))
-        onehot = (y[:, None] == np.asarray(present)[None, :]).astype(np.float64)   # (n, C)
-        per_class = onehot.T @ correct / onehot.sum(axis=0)[:, None]              # (C, G)
+        row = np.searchsorted(present, y)                     # present is sorted
+        mine = (row < len(present)) & (present[np.minimum(row, len(present) - 1)] == y)
+        row, k = row[mine], below[mine]
+        delta = correct_seen[mine] - correct_unseen[mine]
+        steps = np.zeros((len(present), len(gammas) + 1), np.int64)
+        np.add.at(steps, (row, np.zeros_like(row)), delta)
+        np.add.at(steps, (row, k), -delta)
+        right = np.bincount(row, correct_unseen[mine], len(present))[:, None] \
+            + np.cumsum(steps, axis=1)[:, :len(gammas)]
+        n = np.bincount(row, minlength=len(present)).astype(np.float64)
+        per_class = right.astype(np.float64) / n[:, None]                          # (C, G)
         return per_class.mean(axis=0)
 
     s, u = class_mean(seen), class_mean(unseen)
-    h = np.array([harmonic_mean(a, b) for a, b in zip(u, s)])
+    total = u + s
+    # metrics.harmonic_mean element-wise (same operations in the same order)
+    h = np.where(total == 0, 0.0, 2.0 * u * s / np.where(total == 0, 1.0, total))
     return u, s, h
 
 

@@ -5,18 +5,20 @@ a method's generator, trained on the train-classes only, synthesises the validat
 For every candidate (input variant x syn_per_class) ONE GZSL classifier is trained for
 ``eval.max_classifier_epochs`` epochs; after every epoch its scores on the validation sets are
 summarised (:class:`.calibration.Decisions`), and the best calibration gamma of that epoch is
-found from those stored scores (no refit).  One ZSL classifier per candidate likewise gives the
-ZSL epoch.  The candidate, epoch and gamma with the highest validation H win; the pseudo-label
-threshold of DiffTTA / DiffGen is then chosen on the validation pool with the chosen, calibrated
-classifier.  Nothing here reads test data: the caller passes the validation view only.
+found from those stored scores (no refit).  The candidate, epoch and gamma with the highest
+validation H win; one ZSL classifier of the winning candidate then gives the ZSL epoch, and the
+pseudo-label threshold of DiffTTA / DiffGen is chosen on the validation pool with the chosen,
+calibrated classifier (the scan's own weights at the chosen epoch).  Nothing here reads test
+data: the caller passes the validation view only.
 
-Cost: 2 classifier fits per candidate (GZSL + ZSL) of ``max_classifier_epochs`` epochs on the
-(smaller) validation sets, plus one refit of the chosen one; calibration is vectorised.
-DiffGen's own settings are chosen afterwards from the same classifier's pseudo-labels
-(:mod:`.diffgen_budget`).
+Cost: one GZSL fit of ``max_classifier_epochs`` epochs per candidate on the (smaller)
+validation sets, plus one ZSL fit of ``max_zsl_epochs`` for the winner; calibration is
+vectorised.  DiffGen's own
+settings are chosen afterwards from the same classifier's pseudo-labels (:mod:`.diffgen_budget`).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
@@ -25,7 +27,7 @@ import numpy as np
 import torch
 
 from .. import metrics
-from ..classifier import log_probs, train_classifier
+from ..classifier import SoftmaxClassifier, log_probs, train_classifier
 from ..config import Config, ConfigError
 from ..evaluation import (Inputs, ProtocolRun, compact_labels, concat_inputs, select,
                           sub_generator)
@@ -59,13 +61,14 @@ class CandidateScore:
     s: float
     h: float
     h_uncalibrated: float     # same epoch, gamma = 0: what calibration adds
-    zsl_epochs: int
-    t1: float
+    zsl_epochs: Optional[int] = None    # scanned for the winning candidate only
+    t1: Optional[float] = None
 
     def as_json(self) -> dict:
         out = dataclasses.asdict(self)
         for k in ("u", "s", "h", "h_uncalibrated", "t1"):
-            out[k] = round(100.0 * out[k], 2)
+            if out[k] is not None:
+                out[k] = round(100.0 * out[k], 2)
         out["calibration"] = round(out["calibration"], 6)
         return out
 
@@ -171,46 +174,54 @@ class GZSLScan:
     s: float
     h: float
     h_uncalibrated: float     # same epoch, gamma = 0: what calibration adds
+    # The classifier's weights after ``epochs`` epochs (a copy taken during the scan, so the
+    # chosen classifier needs no refit), over ``classes``.
+    model: Optional[SoftmaxClassifier] = field(default=None, repr=False, compare=False)
+    classes: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
 
 
 def scan_gzsl(sets: ValidationSets, train: Inputs, train_y: np.ndarray, syn: Inputs,
               syn_y: np.ndarray, variant: str, cfg: Config, generator: torch.Generator,
               weights: Optional[np.ndarray] = None) -> GZSLScan:
     """One GZSL classifier on ``train`` ∪ ``syn`` for ``max_classifier_epochs`` epochs; after each
-    epoch the validation scores are stored and the best calibration of that epoch is found from
-    them (no refit).  The first epoch with the best calibrated H wins."""
+    epoch the validation scores are reduced (:func:`.calibration.decisions`) and the best
+    calibration of that epoch is found from them (no refit).  The first epoch with the best
+    calibrated H wins; its weights are kept."""
     ev = cfg.eval
     classes = np.union1d(sets.seen, sets.unseen)
     y = torch.cat([compact_labels(train_y, classes, "validation train labels"),
                    compact_labels(syn_y, classes, "validation synthetic labels")])
     eval_y = np.concatenate([sets.val_seen_y, sets.val_unseen_y])
     eval_blocks = select(concat_inputs(sets.val_seen, sets.val_unseen), variant)
+    best = {"epoch": 0, "seen": 0}
 
     def monitor(model):
-        return decisions(log_probs(model, eval_blocks), classes, sets.seen, eval_y)
+        best["seen"] += 1
+        d = decisions(log_probs(model, eval_blocks), classes, sets.seen, eval_y)
+        score = best_gamma(d, sets.seen, sets.unseen)
+        if "score" not in best or score.h > best["score"].h:   # strict: the first best epoch
+            snapshot = copy.deepcopy(model)
+            snapshot.zero_grad(set_to_none=True)
+            best.update(epoch=best["seen"], score=score, decisions=d, model=snapshot)
 
-    g = train_classifier(select(concat_inputs(train, syn), variant), y, len(classes),
-                         epochs=ev.max_classifier_epochs, lr=ev.classifier_lr,
-                         batch_size=ev.classifier_batch, generator=generator,
-                         weights=None if weights is None else torch.as_tensor(weights),
-                         monitor=monitor)
-    per_epoch = [best_gamma(d, sets.seen, sets.unseen) for d in g.monitor]
-    e = int(np.argmax([p.h for p in per_epoch]))           # first best epoch
-    plain = g.monitor[e].predict(0.0)
+    train_classifier(select(concat_inputs(train, syn), variant), y, len(classes),
+                     epochs=ev.max_classifier_epochs, lr=ev.classifier_lr,
+                     batch_size=ev.classifier_batch, generator=generator,
+                     weights=None if weights is None else torch.as_tensor(weights),
+                     monitor=monitor)
+    plain = best["decisions"].predict(0.0)
     n_seen = len(sets.val_seen_y)
     h_plain = metrics.gzsl_scores(sets.val_seen_y, plain[:n_seen], sets.val_unseen_y,
                                   plain[n_seen:], sets.seen, sets.unseen)["h"]
-    best = per_epoch[e]
-    return GZSLScan(e + 1, best.gamma, best.u, best.s, best.h, h_plain)
+    s = best["score"]
+    return GZSLScan(best["epoch"], s.gamma, s.u, s.s, s.h, h_plain, best["model"].eval(), classes)
 
 
-def scan_candidate(sets: ValidationSets, syn: Inputs, syn_y: np.ndarray, variant: str, n_syn: int,
-                   cfg: Config, seed: int) -> CandidateScore:
-    """One GZSL classifier (:func:`scan_gzsl`) and one ZSL classifier for
-    ``max_classifier_epochs`` epochs each: best epochs and calibration on the validation sets."""
+def scan_zsl(sets: ValidationSets, syn: Inputs, syn_y: np.ndarray, variant: str, cfg: Config,
+             generator: torch.Generator) -> tuple[int, float]:
+    """One ZSL classifier (synthetic validation-class features only) for ``max_zsl_epochs``
+    epochs, T1 on the validation classes after each: (first best epoch, its T1)."""
     ev = cfg.eval
-    gz = scan_gzsl(sets, sets.train, sets.train_y, syn, syn_y, variant, cfg,
-                   sub_generator(seed, 1, n_syn))
     unseen_blocks = select(sets.val_unseen, variant)
 
     def zsl_monitor(model):
@@ -218,12 +229,11 @@ def scan_candidate(sets: ValidationSets, syn: Inputs, syn_y: np.ndarray, variant
         return metrics.zsl_t1(sets.val_unseen_y, pred, sets.unseen)
 
     z = train_classifier(select(syn, variant), compact_labels(syn_y, sets.unseen, "ZSL labels"),
-                         len(sets.unseen), epochs=ev.max_classifier_epochs, lr=ev.classifier_lr,
-                         batch_size=ev.classifier_batch, generator=sub_generator(seed, 2, n_syn),
+                         len(sets.unseen), epochs=ev.max_zsl_epochs, lr=ev.classifier_lr,
+                         batch_size=ev.classifier_batch, generator=generator,
                          monitor=zsl_monitor)
     ze = int(np.argmax(z.monitor))
-    return CandidateScore(variant, n_syn, gz.epochs, gz.calibration, gz.u, gz.s, gz.h,
-                          gz.h_uncalibrated, ze + 1, float(z.monitor[ze]))
+    return ze + 1, float(z.monitor[ze])
 
 
 def choose_threshold(run: ProtocolRun, sets: ValidationSets, variant: str, cfg: Config):
@@ -255,30 +265,31 @@ def select_settings(method: str, sets: ValidationSets,
                     synthesise: Callable[[int], tuple[Inputs, np.ndarray]], cfg: Config,
                     seed: int, variants: Sequence[str], pseudo_labels: bool,
                     split: dict, progress=None) -> Selection:
-    """Scan every candidate (variant x syn_per_class), keep the best by validation H (ties: the
-    earlier candidate), then choose the pseudo-label threshold when ``pseudo_labels``."""
+    """Scan every candidate (variant x syn_per_class) with one GZSL classifier, keep the best
+    by validation H (ties: the earlier candidate), scan the winner's ZSL classifier, then
+    choose the pseudo-label threshold when ``pseudo_labels``."""
     counts = list(dict.fromkeys(cfg.eval.syn_per_class_candidates or [cfg.eval.syn_per_class]))
-    scores = []
+    scores, best = [], None          # best: (CandidateScore, GZSLScan, syn, syn_y)
     items = [(n, v) for n in counts for v in variants]
+    syn_n, syn = None, None
     for n, v in (items if progress is None else progress(items)):
-        syn, syn_y = synthesise(n)
-        scores.append(scan_candidate(sets, syn, syn_y, v, n, cfg, seed))
-    best = max(scores, key=lambda c: c.h)     # max keeps the first of equal values
-    sel = Selection(method, best.variant, best.syn_per_class, best.gzsl_epochs, best.zsl_epochs,
-                    best.calibration, split=split, candidates=[c.as_json() for c in scores])
+        if n != syn_n:                   # items are grouped by count: one synthesis per count
+            syn_n, (syn, syn_y) = n, synthesise(n)
+        # Seeds depend on the count only, so a candidate's scores do not depend on the others.
+        gz = scan_gzsl(sets, sets.train, sets.train_y, syn, syn_y, v, cfg,
+                       sub_generator(seed, 1, n))
+        scores.append(CandidateScore(v, n, gz.epochs, gz.calibration, gz.u, gz.s, gz.h,
+                                     gz.h_uncalibrated))
+        if best is None or gz.h > best[1].h:    # strict: the first of equal values
+            best = (scores[-1], gz, syn, syn_y)
+    win, gz, syn, syn_y = best
+    win.zsl_epochs, win.t1 = scan_zsl(sets, syn, syn_y, win.variant, cfg,
+                                      sub_generator(seed, 2, win.syn_per_class))
+    sel = Selection(method, win.variant, win.syn_per_class, win.gzsl_epochs, win.zsl_epochs,
+                    win.calibration, split=split, candidates=[c.as_json() for c in scores])
     if pseudo_labels:
-        syn, syn_y = synthesise(best.syn_per_class)
-        classes = np.union1d(sets.seen, sets.unseen)
-        y = torch.cat([compact_labels(sets.train_y, classes, "validation train labels"),
-                       compact_labels(syn_y, classes, "validation synthetic labels")])
-        ev = cfg.eval
-        # The same seed and data as the scan: the first gzsl_epochs epochs of that run.
-        g = train_classifier(select(concat_inputs(sets.train, syn), best.variant), y, len(classes),
-                             epochs=best.gzsl_epochs, lr=ev.classifier_lr,
-                             batch_size=ev.classifier_batch,
-                             generator=sub_generator(seed, 1, best.syn_per_class))
-        run = ProtocolRun(g.model, classes, calibration=best.calibration, seen=sets.seen)
-        pick = choose_threshold(run, sets, best.variant, cfg)
+        run = ProtocolRun(gz.model, gz.classes, calibration=win.calibration, seen=sets.seen)
+        pick = choose_threshold(run, sets, win.variant, cfg)
         if pick is not None and pick["n"] > 0:
             sel.tta_confidence = pick["tau"]
         sel.val_pseudo, sel.run = pick, run
