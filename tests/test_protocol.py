@@ -94,7 +94,8 @@ def toy_validation_sets(seed: int = 0):
 
     def draw(classes, n):
         y = np.repeat(classes, n)
-        return {"V": torch.from_numpy(centres[y] + rng.normal(size=(len(y), 6)).astype(np.float32))}, y
+        x = centres[y] + rng.normal(size=(len(y), 6)).astype(np.float32)
+        return {"V": torch.from_numpy(x)}, y
 
     train, train_y = draw([0, 1, 2], 20)
     val_seen, val_seen_y = draw([0, 1, 2], 5)
@@ -121,7 +122,8 @@ def test_gzsl_scan_keeps_the_chosen_epochs_weights_so_no_refit_is_needed():
     scan = scan_gzsl(sets, sets.train, sets.train_y, syn, syn_y, "V", cfg, sub_generator(5, 1))
     assert 1 <= scan.epochs <= 8 and scan.classes.tolist() == [0, 1, 2, 3, 4]
     # the same seed and data for scan.epochs epochs: the very same weights
-    y = torch.cat([compact_labels(sets.train_y, scan.classes, "t"), compact_labels(syn_y, scan.classes, "s")])
+    y = torch.cat([compact_labels(sets.train_y, scan.classes, "t"),
+                   compact_labels(syn_y, scan.classes, "s")])
     refit = train_classifier(select(concat_inputs(sets.train, syn), "V"), y, 5, epochs=scan.epochs,
                              lr=0.01, batch_size=16, generator=sub_generator(5, 1))
     assert torch.equal(refit.model.fc.weight, scan.model.fc.weight)
@@ -146,12 +148,14 @@ def test_only_the_winning_candidate_is_scanned_for_its_zsl_epoch():
         return draw([3, 4], n)
 
     cfg = toy_cfg()
-    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, syn_per_class_candidates=[6, 12]))
+    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval,
+                                                            syn_per_class_candidates=[6, 12]))
     sel = select_settings("toy", sets, synthesise, cfg, 0, ("V",), pseudo_labels=True, split={})
     assert calls == [6, 12]                             # one synthesis per count
     scanned = [c for c in sel.candidates if c["zsl_epochs"] is not None]
     assert len(sel.candidates) == 2 and len(scanned) == 1
-    assert (scanned[0]["syn_per_class"], scanned[0]["zsl_epochs"]) == (sel.syn_per_class, sel.zsl_epochs)
+    assert (scanned[0]["syn_per_class"], scanned[0]["zsl_epochs"]) == (sel.syn_per_class,
+                                                                       sel.zsl_epochs)
     assert max(c["h"] for c in sel.candidates) == scanned[0]["h"]
     assert sel.run is not None and sel.run.calibration == sel.calibration
 

@@ -89,8 +89,8 @@ def scores_over_gammas(dec: Decisions, seen_classes, unseen_classes,
     """U, S, H (fractions, METHOD.md 4.4: per-class means over classes present) for every
     gamma (sorted ascending), vectorised.  A sample counts as right for the gammas below its
     margin when its best seen class is right and for the others when its best unseen class is;
-    so per class the number right is a step function of gamma, built from a sort and a
-    cumulative sum in integers (no (n, G) matrix)."""
+    so per class the number right is a step function of gamma, built from a binary search and
+    a cumulative sum in integers (no (n, G) matrix; the same floats as that matrix's mean)."""
     seen, unseen = np.asarray(seen_classes), np.asarray(unseen_classes)
     y = dec.y
     correct_seen = (dec.best_seen == y).astype(np.int64)      # right when predicted seen

@@ -13,8 +13,8 @@ data: the caller passes the validation view only.
 
 Cost: one GZSL fit of ``max_classifier_epochs`` epochs per candidate on the (smaller)
 validation sets, plus one ZSL fit of ``max_zsl_epochs`` for the winner; calibration is
-vectorised.  DiffGen's own
-settings are chosen afterwards from the same classifier's pseudo-labels (:mod:`.diffgen_budget`).
+vectorised.  DiffGen's own settings are chosen afterwards from the same classifier's
+pseudo-labels (:mod:`.diffgen_budget`).
 """
 from __future__ import annotations
 
@@ -193,7 +193,7 @@ def scan_gzsl(sets: ValidationSets, train: Inputs, train_y: np.ndarray, syn: Inp
                    compact_labels(syn_y, classes, "validation synthetic labels")])
     eval_y = np.concatenate([sets.val_seen_y, sets.val_unseen_y])
     eval_blocks = select(concat_inputs(sets.val_seen, sets.val_unseen), variant)
-    best = {"epoch": 0, "seen": 0}
+    best = {"seen": 0}                  # epochs seen so far; the best epoch's score and copy
 
     def monitor(model):
         best["seen"] += 1
