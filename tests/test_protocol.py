@@ -259,8 +259,44 @@ def test_apply_and_resolve_selection(tmp_path):
     assert cfg.eval.calibration == 1.5           # ZeroDiff's own choice is untouched
 
 
+def test_every_transductive_method_runs_with_its_own_choice():
+    from zerodiffpp.protocol.selection import method_config
+
+    chosen = {"variant": "VS", "syn_per_class": 77, "gzsl_epochs": 9, "zsl_epochs": 4,
+              "calibration": 1.5, "tta_confidence": 0.7,
+              "diffgen": {"seen_fraction": 0.0, "unseen_fraction": 0.5, "gzsl_epochs": 12,
+                          "zsl_epochs": 30, "calibration": 3.25}}
+    own = {**chosen, "tta": {"gzsl_epochs": 11, "zsl_epochs": 20, "calibration": 2.5},
+           "zerodiffpp": {"seen_fraction": 0.25, "unseen_fraction": 1.0, "gzsl_epochs": 7,
+                          "zsl_epochs": 40, "calibration": 4.0}}
+
+    def key(cfg):
+        ev, dg = cfg.eval, cfg.diffgen
+        return (ev.variant, ev.syn_per_class, ev.classifier_epochs, ev.zsl_epochs,
+                ev.calibration, cfg.tta.confidence, dg.seen_fraction, dg.unseen_fraction)
+
+    base = Config()
+    assert key(method_config(base, own, "zerodiff")) == ("VS", 77, 9, 4, 1.5, 0.7, 0.0, 0.5)
+    assert key(method_config(base, own, "zerodiff_tta")) == ("VS", 77, 11, 20, 2.5, 0.7, 0.0, 0.5)
+    assert key(method_config(base, own, "zerodiff_diffgen")) == (
+        "VS", 77, 12, 30, 3.25, 0.7, 0.0, 0.5)
+    assert key(method_config(base, own, "zerodiffpp")) == ("VS", 77, 7, 40, 4.0, 0.7, 0.25, 1.0)
+    # an older file without the transductive blocks: each falls back to the method it extends
+    assert key(method_config(base, chosen, "zerodiff_tta")) == key(
+        method_config(base, chosen, "zerodiff"))
+    assert key(method_config(base, chosen, "zerodiffpp")) == key(
+        method_config(base, chosen, "zerodiff_diffgen"))
+    # fixed: the params as written
+    fixed = dataclasses.replace(base, eval=dataclasses.replace(base.eval, selection="fixed"))
+    assert method_config(fixed, None, "zerodiff_tta") is fixed
+    assert method_config(fixed, None, "zerodiffpp").eval == method_config(
+        fixed, None, "zerodiff_diffgen").eval
+    with pytest.raises(ValueError, match="unknown method"):
+        method_config(base, own, "fclswgan")
+
+
 def test_diffgen_methods_use_their_own_classifier_settings():
-    from zerodiffpp.stages.evaluate import diffgen_eval
+    from zerodiffpp.protocol.selection import diffgen_eval
 
     cfg = Config()
     assert diffgen_eval(cfg) == cfg.eval                      # fixed defaults: eval's settings
@@ -345,6 +381,19 @@ def test_selection_never_depends_on_the_test_set(method, tmp_path):
         best = max(cands, key=lambda c: c["h"])
         assert (dg["seen_fraction"], dg["gzsl_epochs"], body["val_diffgen"]["h"]) == (
             best["seen_fraction"], best["gzsl_epochs"], best["h"])
+        assert 1 <= dg["zsl_epochs"] <= 6 and body["val_diffgen"]["t1"] >= 0
+        # DiffTTA reran on the validation view: + DiffTTA's and ZeroDiff++'s own settings
+        tta, pp = body["chosen"]["tta"], body["chosen"]["zerodiffpp"]
+        assert 1 <= tta["gzsl_epochs"] <= 6 and 1 <= tta["zsl_epochs"] <= 6
+        assert pp["seen_fraction"] in (0.0, 3.0) and 1 <= pp["gzsl_epochs"] <= 6
+        # ZeroDiff++'s anchors are DiffTTA's final validation-class pseudo-labels
+        assert body["val_zerodiffpp"]["anchors"] == body["val_tta"]["pseudo"]["n"]
+        tr = json.loads((tmp_path / "ref" / "details.json").read_text())["transductive"]
+        assert [r["round"] for r in tr["difftta_rounds"]] == [1, 2]
+        assert not any(r["skipped"] for r in tr["difftta_rounds"])
+        pcands = tr["zerodiffpp_candidates"]
+        assert [c["seen_fraction"] for c in pcands] == [0.0, 3.0]
+        assert body["val_zerodiffpp"]["h"] == max(c["h"] for c in pcands)
 
 
 # --------------------------------------------------------------------------- own features

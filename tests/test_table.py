@@ -40,9 +40,16 @@ def write_details(root, drop=None):
 
 def test_chosen_labels_are_short_and_complete():
     assert chosen_label({"chosen": ZD_CHOICE}) == "VS 300 e7/2 c2.24"
-    assert chosen_label({"chosen": ZD_CHOICE}, diffgen=True) == "VS 300 e11/2 c1.5"
+    assert chosen_label({"chosen": ZD_CHOICE}, "zerodiff_diffgen") == "VS 300 e11/2 c1.5"
+    assert chosen_label({"chosen": ZD_CHOICE}, "zerodiff_tta") == "VS 300 e7/2 c2.24"
+    assert chosen_label({"chosen": ZD_CHOICE}, "zerodiffpp") == "VS 300 e11/2 c1.5"
+    own = {**ZD_CHOICE, "tta": {"gzsl_epochs": 9, "zsl_epochs": 30, "calibration": 3.0},
+           "zerodiffpp": {"seen_fraction": 0.25, "unseen_fraction": 0.5, "gzsl_epochs": 5,
+                          "zsl_epochs": 44, "calibration": 4.125}}
+    assert chosen_label({"chosen": own}, "zerodiff_tta") == "VS 300 e9/30 c3"
+    assert chosen_label({"chosen": own}, "zerodiffpp") == "VS 300 e5/44 c4.12"
     no_dg = {k: v for k, v in ZD_CHOICE.items() if k != "diffgen"}   # older selection files
-    assert chosen_label({"chosen": no_dg}, diffgen=True) == "VS 300 e7/2 c2.24"
+    assert chosen_label({"chosen": no_dg}, "zerodiffpp") == "VS 300 e7/2 c2.24"
     eszsl = {"chosen": {"gamma": 10.0, "lambda": 0.1, "calibration": 0.886872}}
     assert chosen_label(eszsl) == "g10 l0.1 c0.8869"
     assert chosen_label({"selection": "fixed", "chosen": {}}) == "fixed"

@@ -15,8 +15,9 @@ table reads rows = methods in a 100-column terminal::
 needs the main pipeline.  ``chosen`` is what the validation round chose, in one short string:
 ``<input variant> <syn_per_class> e<GZSL epochs>/<ZSL epochs> c<calibration>``; ESZSL
 ``g<gamma> l<lambda> c<calibration>``; ``fixed`` under ``eval.selection: fixed``.  The
-DiffTTA row shares ZeroDiff's choice; the two DiffGen rows show their own GZSL epochs and
-calibration (docs/protocol.md "DiffGen on validation classes").  DiffGen's budgets, the
+three transductive rows share ZeroDiff's input and count and show their own epochs and
+calibration (docs/protocol.md "DiffGen on validation classes", "DiffTTA on validation
+classes").  DiffGen's budgets, the
 pseudo-label threshold and every other field are in the detail files, diffed on request:
 ``dvc metrics diff --targets metrics/selection``.
 
@@ -32,10 +33,9 @@ from .io import DataError, read_json, write_json
 ZERODIFF_ROWS = ("zerodiff", "zerodiff_tta", "zerodiff_diffgen", "zerodiffpp")
 BASELINE_ROWS = ("fclswgan", "fvaegan", "eszsl")
 ROWS = ZERODIFF_ROWS + BASELINE_ROWS
-# The selection file each row's choice comes from (DiffTTA / DiffGen reuse ZeroDiff's).
+# The selection file each row's choice comes from (ZeroDiff's holds its transductive rows').
 SELECTION_OF = {**{m: "zerodiff" for m in ZERODIFF_ROWS}, "fclswgan": "fclswgan",
                 "fvaegan": "fvaegan", "eszsl": "eszsl"}
-DIFFGEN_ROWS = ("zerodiff_diffgen", "zerodiffpp")     # their own classifier settings
 
 
 def read_detail(path: Path) -> dict:
@@ -50,21 +50,22 @@ def _num(value: float) -> str:
     return f"{value:.4g}"
 
 
-def chosen_label(selection: Mapping | None, diffgen: bool = False) -> str:
-    """The short ``chosen`` string of one row (module docstring); ``fixed`` without a
-    validation choice.  ``diffgen``: the row of a DiffGen method (its own epochs and
-    calibration where the selection has them)."""
+def chosen_label(selection: Mapping | None, method: str = "zerodiff") -> str:
+    """The short ``chosen`` string of ``method``'s row (module docstring); ``fixed`` without a
+    validation choice.  The transductive rows show their own epochs and calibration where the
+    selection has them (``chosen.tta``, ``chosen.diffgen``, ``chosen.zerodiffpp``; a missing
+    block: those of the method the row extends, protocol.selection.method_config)."""
     if not selection or selection.get("selection") == "fixed" or "chosen" not in selection:
         return "fixed"
     c = selection["chosen"]
     if "lambda" in c:                                    # ESZSL
         return f"g{_num(c['gamma'])} l{_num(c['lambda'])} c{_num(c['calibration'])}"
-    dg = c.get("diffgen") if diffgen else None
-    epochs, cal = (c["gzsl_epochs"], c["calibration"]) if dg is None else (
-        dg["gzsl_epochs"], dg["calibration"])
+    own = {"zerodiff_tta": c.get("tta"), "zerodiff_diffgen": c.get("diffgen"),
+           "zerodiffpp": c.get("zerodiffpp") or c.get("diffgen")}.get(method) or c
     # DiffGen's budgets stay in the detail file: with them the row no longer fits a
     # 100-column `dvc metrics diff`.
-    return f"{c['variant']} {c['syn_per_class']} e{epochs}/{c['zsl_epochs']} c{cal:.3g}"
+    return (f"{c['variant']} {c['syn_per_class']} e{own['gzsl_epochs']}/"
+            f"{own.get('zsl_epochs') or c['zsl_epochs']} c{own['calibration']:.3g}")
 
 
 def accuracy_row(body: Mapping, where: str) -> dict:
@@ -95,7 +96,7 @@ def main_rows(metrics_dir: Path, selection: str = "validation") -> dict[str, dic
         if m not in details:
             raise DataError(f"{sources[m]}: no entry '{m}'")
         rows[m] = {**accuracy_row(details[m], f"{sources[m]} [{m}]"),
-                   "chosen": chosen_label(files[SELECTION_OF[m]], diffgen=m in DIFFGEN_ROWS)}
+                   "chosen": chosen_label(files[SELECTION_OF[m]], m)}
     return rows
 
 

@@ -107,11 +107,11 @@ def scores_over_gammas(dec: Decisions, seen_classes, unseen_classes,
         mine = (row < len(present)) & (present[np.minimum(row, len(present) - 1)] == y)
         row, k = row[mine], below[mine]
         delta = correct_seen[mine] - correct_unseen[mine]
+        # right(gamma) = right if all predicted seen, minus the switches to unseen so far
         steps = np.zeros((len(present), len(gammas) + 1), np.int64)
-        np.add.at(steps, (row, np.zeros_like(row)), delta)
-        np.add.at(steps, (row, k), -delta)
-        right = np.bincount(row, correct_unseen[mine], len(present))[:, None] \
-            + np.cumsum(steps, axis=1)[:, :len(gammas)]
+        np.add.at(steps, (row, k), delta)
+        right = np.bincount(row, correct_seen[mine], len(present))[:, None] \
+            - np.cumsum(steps, axis=1)[:, :len(gammas)]
         n = np.bincount(row, minlength=len(present)).astype(np.float64)
         per_class = right.astype(np.float64) / n[:, None]                          # (C, G)
         return per_class.mean(axis=0)

@@ -35,6 +35,9 @@ from ..io import DataError, read_json, write_json
 from .calibration import best_gamma, decisions
 
 SELECTION_VERSION = 1
+# Blocks of ``chosen`` with one transductive method's own settings (absent: that method uses
+# the settings of the method it extends -- ZeroDiff's for DiffTTA, DiffGen's for ZeroDiff++).
+TRANSDUCTIVE_KEYS = ("tta", "zerodiffpp")
 
 
 @dataclass
@@ -88,6 +91,10 @@ class Selection:
     split: dict = field(default_factory=dict)  # ClassSplit.as_json()
     candidates: list = field(default_factory=list)
     diffgen: Optional[dict] = None             # .diffgen_budget.DiffGenChoice.as_json()
+    # .transductive.TransductiveChoice.as_json(): ZeroDiff + DiffTTA's and ZeroDiff++'s own
+    # classifier settings (and ZeroDiff++'s DiffGen budgets), chosen with DiffTTA rerun on the
+    # validation view
+    transductive: Optional[dict] = None
     # The chosen, calibrated classifier of the validation round (not written): the source of
     # the validation pseudo-labels that the DiffGen choice starts from.
     run: Optional[ProtocolRun] = field(default=None, repr=False, compare=False)
@@ -111,6 +118,10 @@ class Selection:
         if self.diffgen is not None:
             chosen["diffgen"] = self.diffgen["chosen"]
             out["val_diffgen"] = self.diffgen["val"]
+        if self.transductive is not None:
+            for key in TRANSDUCTIVE_KEYS:
+                chosen[key] = self.transductive["chosen"][key]
+                out[f"val_{key}"] = self.transductive["val"][key]
         return out
 
 
@@ -150,15 +161,63 @@ def apply_selection(cfg: Config, chosen: dict) -> Config:
     return dataclasses.replace(cfg, eval=ev, tta=tta, diffgen=dg)
 
 
-def resolve(cfg: Config, selection_path, method: str) -> Config:
-    """The configuration the final round runs with: under ``eval.selection: validation`` the
-    choice in ``selection_path``; under ``fixed`` ``cfg`` as it is."""
+def diffgen_eval(cfg: Config):
+    """The eval settings of the DiffGen methods' classifiers: ``diffgen.classifier_epochs`` /
+    ``diffgen.calibration`` where set, else eval's."""
+    dg = cfg.diffgen
+    return dataclasses.replace(
+        cfg.eval, classifier_epochs=dg.classifier_epochs or cfg.eval.classifier_epochs,
+        calibration=cfg.eval.calibration if dg.calibration is None else dg.calibration)
+
+
+def _own(ev, block: dict):
+    return dataclasses.replace(ev, classifier_epochs=int(block["gzsl_epochs"]),
+                               zsl_epochs=int(block.get("zsl_epochs") or ev.zsl_epochs),
+                               calibration=float(block["calibration"]))
+
+
+def method_config(cfg: Config, chosen: Optional[dict], method: str) -> Config:
+    """The configuration ``method``'s final classifiers use (docs/protocol.md).  ``chosen``: the
+    ``chosen`` block of ZeroDiff's selection file, None under ``eval.selection: fixed`` (then
+    every method uses the params as written; the DiffGen methods' GZSL classifiers
+    ``diffgen.classifier_epochs`` / ``diffgen.calibration`` where set).  Under validation each
+    method has its own epochs and calibration: ZeroDiff + DiffTTA from ``chosen.tta``, the
+    DiffGen methods from ``chosen.diffgen`` / ``chosen.zerodiffpp`` (with their budgets); a
+    block that is missing falls back to the method this one extends."""
+    base = cfg if chosen is None else apply_selection(cfg, chosen)
+    if method not in ("zerodiff", "zerodiff_tta", "zerodiff_diffgen", "zerodiffpp"):
+        raise ValueError(f"method_config: unknown method {method!r}")
+    if method == "zerodiff" or (method == "zerodiff_tta" and not (chosen or {}).get("tta")):
+        return base
+    if method == "zerodiff_tta":
+        return dataclasses.replace(base, eval=_own(base.eval, chosen["tta"]))
+    block = None if chosen is None else chosen.get(method if method == "zerodiffpp" else "diffgen")
+    if method == "zerodiffpp" and block is None and chosen is not None:
+        block = chosen.get("diffgen")
+    if block is None:
+        return dataclasses.replace(base, eval=diffgen_eval(base))
+    dg = dataclasses.replace(base.diffgen, seen_fraction=float(block["seen_fraction"]),
+                             unseen_fraction=float(block["unseen_fraction"]),
+                             classifier_epochs=int(block["gzsl_epochs"]),
+                             calibration=float(block["calibration"]))
+    return dataclasses.replace(base, eval=_own(base.eval, block), diffgen=dg)
+
+
+def load_chosen(cfg: Config, selection_path, method: str) -> Optional[dict]:
+    """The ``chosen`` block the final round runs with: None under ``eval.selection: fixed``."""
     if cfg.eval.selection == "fixed":
-        return cfg
+        return None
     if selection_path is None:
         raise ConfigError(f"eval.selection=validation: {method} needs --selection "
                           "(the validation round's output)")
-    return apply_selection(cfg, load_selection(selection_path))
+    return load_selection(selection_path)
+
+
+def resolve(cfg: Config, selection_path, method: str) -> Config:
+    """The configuration the final round runs with: under ``eval.selection: validation`` the
+    choice in ``selection_path``; under ``fixed`` ``cfg`` as it is."""
+    chosen = load_chosen(cfg, selection_path, method)
+    return cfg if chosen is None else apply_selection(cfg, chosen)
 
 
 # --------------------------------------------------------------------------- scanning
@@ -182,11 +241,11 @@ class GZSLScan:
 
 def scan_gzsl(sets: ValidationSets, train: Inputs, train_y: np.ndarray, syn: Inputs,
               syn_y: np.ndarray, variant: str, cfg: Config, generator: torch.Generator,
-              weights: Optional[np.ndarray] = None) -> GZSLScan:
+              weights: Optional[np.ndarray] = None, keep_model: bool = True) -> GZSLScan:
     """One GZSL classifier on ``train`` ∪ ``syn`` for ``max_classifier_epochs`` epochs; after each
     epoch the validation scores are reduced (:func:`.calibration.decisions`) and the best
     calibration of that epoch is found from them (no refit).  The first epoch with the best
-    calibrated H wins; its weights are kept."""
+    calibrated H wins; its weights are kept when ``keep_model`` (the caller labels with them)."""
     ev = cfg.eval
     classes = np.union1d(sets.seen, sets.unseen)
     y = torch.cat([compact_labels(train_y, classes, "validation train labels"),
@@ -200,8 +259,10 @@ def scan_gzsl(sets: ValidationSets, train: Inputs, train_y: np.ndarray, syn: Inp
         d = decisions(log_probs(model, eval_blocks), classes, sets.seen, eval_y)
         score = best_gamma(d, sets.seen, sets.unseen)
         if "score" not in best or score.h > best["score"].h:   # strict: the first best epoch
-            snapshot = copy.deepcopy(model)
-            snapshot.zero_grad(set_to_none=True)
+            snapshot = None
+            if keep_model:
+                snapshot = copy.deepcopy(model)
+                snapshot.zero_grad(set_to_none=True)
             best.update(epoch=best["seen"], score=score, decisions=d, model=snapshot)
 
     train_classifier(select(concat_inputs(train, syn), variant), y, len(classes),
@@ -213,14 +274,17 @@ def scan_gzsl(sets: ValidationSets, train: Inputs, train_y: np.ndarray, syn: Inp
     n_seen = len(sets.val_seen_y)
     h_plain = metrics.gzsl_scores(sets.val_seen_y, plain[:n_seen], sets.val_unseen_y,
                                   plain[n_seen:], sets.seen, sets.unseen)["h"]
-    s = best["score"]
-    return GZSLScan(best["epoch"], s.gamma, s.u, s.s, s.h, h_plain, best["model"].eval(), classes)
+    s, model = best["score"], best["model"]
+    return GZSLScan(best["epoch"], s.gamma, s.u, s.s, s.h, h_plain,
+                    None if model is None else model.eval(), classes)
 
 
 def scan_zsl(sets: ValidationSets, syn: Inputs, syn_y: np.ndarray, variant: str, cfg: Config,
-             generator: torch.Generator) -> tuple[int, float]:
-    """One ZSL classifier (synthetic validation-class features only) for ``max_zsl_epochs``
-    epochs, T1 on the validation classes after each: (first best epoch, its T1)."""
+             generator: torch.Generator,
+             weights: Optional[np.ndarray] = None) -> tuple[int, float]:
+    """One ZSL classifier (synthetic validation-class features only, optional per-sample
+    weights) for ``max_zsl_epochs`` epochs, T1 on the validation classes after each: (first
+    best epoch, its T1)."""
     ev = cfg.eval
     unseen_blocks = select(sets.val_unseen, variant)
 
@@ -231,6 +295,7 @@ def scan_zsl(sets: ValidationSets, syn: Inputs, syn_y: np.ndarray, variant: str,
     z = train_classifier(select(syn, variant), compact_labels(syn_y, sets.unseen, "ZSL labels"),
                          len(sets.unseen), epochs=ev.max_zsl_epochs, lr=ev.classifier_lr,
                          batch_size=ev.classifier_batch, generator=generator,
+                         weights=None if weights is None else torch.as_tensor(weights),
                          monitor=zsl_monitor)
     ze = int(np.argmax(z.monitor))
     return ze + 1, float(z.monitor[ze])
@@ -271,7 +336,7 @@ def select_settings(method: str, sets: ValidationSets,
     counts = list(dict.fromkeys(cfg.eval.syn_per_class_candidates or [cfg.eval.syn_per_class]))
     scores, best = [], None          # best: (CandidateScore, GZSLScan, syn, syn_y)
     items = [(n, v) for n in counts for v in variants]
-    syn_n, syn = None, None
+    syn_n = None
     for n, v in (items if progress is None else progress(items)):
         if n != syn_n:                   # items are grouped by count: one synthesis per count
             syn_n, (syn, syn_y) = n, synthesise(n)
@@ -330,6 +395,8 @@ def write_selection(sel: Selection, path, details_path=None) -> None:
                    "val_pseudo": sel.val_pseudo}
         if sel.diffgen is not None:
             details["diffgen_candidates"] = sel.diffgen["candidates"]
+        if sel.transductive is not None:
+            details["transductive"] = sel.transductive["details"]
         write_json(details_path, details)
     c, v = body["chosen"], body["val"]
     print(f"selection {sel.method}: {c}; on validation classes U {v['u']} S {v['s']} H {v['h']} "
@@ -338,3 +405,8 @@ def write_selection(sel: Selection, path, details_path=None) -> None:
         v = sel.diffgen["val"]
         print(f"selection {sel.method} + DiffGen: {sel.diffgen['chosen']}; on validation classes "
               f"U {v['u']} S {v['s']} H {v['h']} ({v['anchors']} unseen anchors)")
+    if sel.transductive is not None:
+        for key, name in zip(TRANSDUCTIVE_KEYS, ("+ DiffTTA", "ZeroDiff++")):
+            c, v = sel.transductive["chosen"][key], sel.transductive["val"][key]
+            print(f"selection {sel.method} {name}: {c}; on validation classes U {v['u']} "
+                  f"S {v['s']} H {v['h']}, ZSL T1 {v['t1']}")

@@ -38,10 +38,10 @@ Reads the params sections runtime, train, diffusion, dfg, eval, tta, diffgen, sp
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -53,9 +53,8 @@ from ..data.prepared import PreparedData
 from ..evaluation import (build_blocks, concat_inputs, evaluate_protocols, metrics_json,
                           per_class_csv_frame, with_diffgen)
 from ..io import write_csv, write_json, write_npz
-from ..protocol.selection import add_selection_args, resolve
-from ..seeds import (TAG_CLF, TAG_DIFFGEN, TAG_MIX, TAG_SPURIOUS, TAG_SYN, TAG_TTA, TAG_TTA_CLF,
-                     derived_seed)
+from ..protocol.selection import add_selection_args, apply_selection, load_chosen, method_config
+from ..seeds import TAG_CLF, TAG_DIFFGEN, TAG_MIX, TAG_SPURIOUS, TAG_SYN, derived_seed
 from .common import run_stage, stage_parser
 
 METHOD_KEY = "zerodiff"
@@ -85,6 +84,12 @@ class Context:
         return torch.Generator().manual_seed(derived_seed(self.seed, tag))
 
     variants: tuple = ()
+    chosen: Optional[dict] = None      # the validation round's choice (None: eval.selection fixed)
+    raw_cfg: object = None             # the params as written (method_config starts from them)
+
+    def method_cfg(self, method: str):
+        """The configuration ``method``'s final classifiers use (protocol.selection.method_config)."""
+        return method_config(self.raw_cfg or self.cfg, self.chosen, method)
 
     def blocks_of(self, x, c):
         return build_blocks(x, c, self.models.Dec, self.variants or (self.cfg.eval.variant,),
@@ -102,16 +107,6 @@ def synthesise(ctx: Context, models, classes, n: int, gen: torch.Generator):
     from ..synthesis import generate
 
     return generate(models, ctx.class_emb, classes, n, ctx.cfg.eval.sampling, gen)
-
-
-def diffgen_eval(cfg):
-    """The eval settings of the DiffGen methods' classifiers: ``diffgen.classifier_epochs`` /
-    ``diffgen.calibration`` (chosen on validation classes with DiffGen's features,
-    protocol/diffgen_budget.py) where set, else eval's."""
-    dg = cfg.diffgen
-    return dataclasses.replace(
-        cfg.eval, classifier_epochs=dg.classifier_epochs or cfg.eval.classifier_epochs,
-        calibration=cfg.eval.calibration if dg.calibration is None else dg.calibration)
 
 
 def evaluate_method(ctx: Context, syn, dg_seen=None, dg_unseen=None, ev=None):
@@ -169,7 +164,7 @@ def run_transductive(ctx: Context, methods, syn0, f0, results: dict, generated: 
     and ``generated`` for the requested ``+`` methods.  Test labels are read only for the
     pseudo-label precision diagnostic, after the fact."""
     from ..diffgen import Anchors, run_diffgen
-    from ..tta import GZSLLabeller, ReplaySet, run_difftta, select_pseudo_labels
+    from ..tta import adapt_to_pool, select_pseudo_labels
 
     cfg, data, models, variant = ctx.cfg, ctx.data, ctx.models, ctx.cfg.eval.variant
 
@@ -197,19 +192,16 @@ def run_transductive(ctx: Context, methods, syn0, f0, results: dict, generated: 
     tta = syn_tta = None
     if "zerodiff_tta" in methods or "zerodiffpp" in methods:
         t = time.perf_counter()
-        labeller = GZSLLabeller(ctx.blocks["train"], data.train_y, pool_blocks, ctx.class_emb,
-                                data.seen_classes, data.unseen_classes, cfg.eval,
-                                derived_seed(ctx.seed, TAG_SYN), derived_seed(ctx.seed, TAG_TTA_CLF))
-        replay = ReplaySet(dev(data.train_x), dev(data.train_c),
-                           torch.as_tensor(data.train_y, dtype=torch.int64, device=ctx.device))
-        tta = run_difftta(models, pool_x, pool_c, probs0, f0.classes, labeller, ctx.class_emb,
-                          replay, cfg.tta, cfg.dfg, ctx.gen(TAG_TTA))
+        tta = adapt_to_pool(models, f0, ctx.blocks["train"], data.train_y, dev(data.train_x),
+                            dev(data.train_c), pool_blocks, pool_x, pool_c, ctx.class_emb,
+                            data.seen_classes, data.unseen_classes, cfg, ctx.seed)
         syn_tta = synthesise(ctx, tta.models, data.unseen_classes, cfg.eval.syn_per_class,
                              ctx.gen(TAG_SYN))
         diag["tta_rounds"], diag["pseudo_tta"] = tta.rounds, describe(tta.pseudo)
         timings["tta_adaptation"] = time.perf_counter() - t
         if "zerodiff_tta" in methods:
-            results["zerodiff_tta"] = evaluate_method(ctx, syn_tta)
+            results["zerodiff_tta"] = evaluate_method(ctx, syn_tta,
+                                                      ev=ctx.method_cfg("zerodiff_tta").eval)
             generated["zerodiff_tta"] = (tta.models, None, None)
         timings["zerodiff_tta"] = time.perf_counter() - t
 
@@ -224,11 +216,12 @@ def run_transductive(ctx: Context, methods, syn0, f0, results: dict, generated: 
         un = pseudo.restrict(data.unseen_classes)
         rows = torch.as_tensor(un.index, dtype=torch.long, device=ctx.device)
         unseen_anchors = Anchors(pool_x[rows], pool_c[rows], un.y, un.p)
-        dg_s, dg_u = run_diffgen(gen_models, cfg.diffgen, cfg.eval.syn_per_class, ctx.class_emb,
+        own = ctx.method_cfg(name)      # its own DiffGen budgets and classifier settings
+        dg_s, dg_u = run_diffgen(gen_models, own.diffgen, cfg.eval.syn_per_class, ctx.class_emb,
                                  data.seen_classes, data.unseen_classes, seen_anchors,
                                  unseen_anchors, ctx.gen(TAG_DIFFGEN))
         diag[f"diffgen_{name}"] = {"seen": dg_s.counts(), "unseen": dg_u.counts()}
-        results[name] = evaluate_method(ctx, syn, dg_s, dg_u, diffgen_eval(cfg))
+        results[name] = evaluate_method(ctx, syn, dg_s, dg_u, own.eval)
         generated[name] = (gen_models, dg_s, dg_u)
         timings[name] = time.perf_counter() - t
 
@@ -265,10 +258,12 @@ def write_outputs(args, ctx: Context, methods, results, generated, diag) -> None
 
 
 def run_selection(args, ctx: Context) -> None:
-    """The validation round for ZeroDiff (zerodiffpp.protocol.selection): ``ctx.data`` is the
+    """The validation round for ZeroDiff and its three transductive methods
+    (zerodiffpp.protocol: selection, diffgen_budget, transductive): ``ctx.data`` is the
     validation view, ``ctx.models`` were trained on its train-classes only."""
     from ..protocol.diffgen_budget import PoolFeatures, select_diffgen
     from ..protocol.selection import ValidationSets, read_split, select_settings, write_selection
+    from ..protocol.transductive import select_transductive
 
     cfg, d = ctx.cfg, ctx.data
     ctx.variants = tuple(cfg.eval.variant_candidates)
@@ -291,6 +286,14 @@ def run_selection(args, ctx: Context) -> None:
     sel.diffgen = select_diffgen(sel, sets, feats, ctx.models, ctx.class_emb, synthesise_val,
                                  ctx.blocks_of, cfg, ctx.seed,
                                  lambda: ctx.gen(TAG_DIFFGEN)).as_json()
+
+    def synthesise_with(models, n: int):
+        x, c, y = synthesise(ctx, models, d.unseen_classes, n, ctx.gen(TAG_SYN))
+        return ctx.blocks_of(x, c), y.numpy()
+
+    sel.transductive = select_transductive(sel, sets, feats, ctx.models, ctx.class_emb,
+                                           synthesise_with, ctx.blocks_of, cfg, ctx.seed,
+                                           lambda: ctx.gen(TAG_DIFFGEN)).as_json()
     write_selection(sel, args.select, args.select_details)
 
 
@@ -314,9 +317,11 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     methods = parse_methods(args.methods)
-    cfg = load_config(args.params, sections=SECTIONS)
+    raw_cfg = cfg = load_config(args.params, sections=SECTIONS)
+    chosen = None
     if args.select is None:
-        cfg = resolve(cfg, args.selection, METHOD_KEY)
+        chosen = load_chosen(cfg, args.selection, METHOD_KEY)
+        cfg = cfg if chosen is None else apply_selection(cfg, chosen)
     use_dg = "zerodiff_diffgen" in methods or "zerodiffpp" in methods
     if use_dg:
         from ..diffgen import validate_start_levels
@@ -337,7 +342,7 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     ctx = Context(cfg, data, models, device,
                   torch.as_tensor(data.class_emb, dtype=torch.float32, device=device), {},
-                  cfg.train.seed, bar, args.best_of_test)
+                  cfg.train.seed, bar, args.best_of_test, chosen=chosen, raw_cfg=raw_cfg)
     if args.select is not None:
         run_selection(args, ctx)
         print(f"evaluate --select: {time.perf_counter() - t0:.1f} s -> {args.select}")
