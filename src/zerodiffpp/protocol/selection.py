@@ -406,7 +406,7 @@ def write_selection(sel: Selection, path, details_path=None) -> None:
         print(f"selection {sel.method} + DiffGen: {sel.diffgen['chosen']}; on validation classes "
               f"U {v['u']} S {v['s']} H {v['h']} ({v['anchors']} unseen anchors)")
     if sel.transductive is not None:
-        for key, name in zip(TRANSDUCTIVE_KEYS, ("+ DiffTTA", "ZeroDiff++")):
+        for key, name in zip(TRANSDUCTIVE_KEYS, ("zerodiff + DiffTTA", "zerodiffpp")):
             c, v = sel.transductive["chosen"][key], sel.transductive["val"][key]
-            print(f"selection {sel.method} {name}: {c}; on validation classes U {v['u']} "
+            print(f"selection {name}: {c}; on validation classes U {v['u']} "
                   f"S {v['s']} H {v['h']}, ZSL T1 {v['t1']}")
