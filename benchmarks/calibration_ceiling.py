@@ -3,7 +3,7 @@
     python benchmarks/calibration_ceiling.py [--params params.yaml] [--runs runs]
         [--metrics metrics] [--methods zerodiff,fclswgan,fvaegan]
     python benchmarks/calibration_ceiling.py --cell runs/sweep/zerodiff-0.1-0 [--raw data/raw]
-        [--features data/features] [--without-diffgen-choice]
+        [--features data/features] [--without-diffgen-choice] [--without-transductive-choice]
 
 Reruns the final evaluation of ZeroDiff (all four variants) and of the baselines exactly as the
 pipeline does (same models in ``runs/``, same ``metrics/selection/*.json``), and for each final
@@ -22,7 +22,11 @@ ceiling says the generator is.  Nothing in ``runs/`` or ``metrics/`` is written.
 committed generators (``models/``) and ``selection.json`` are evaluated.  With
 ``--without-diffgen-choice`` the selection's ``diffgen`` block is left out, so the DiffGen
 methods run as before their validation-round choice (ZeroDiff's epochs and calibration, the
-params' budgets): the before / after of docs/protocol.md "DiffGen on validation classes".
+params' budgets): the before / after of docs/protocol.md "DiffGen on validation classes";
+it drops ZeroDiff++'s own block (``zerodiffpp``) too, so ZeroDiff++ also runs with the params'
+budgets.  ``--without-transductive-choice`` drops only the ``tta`` and ``zerodiffpp`` blocks:
+ZeroDiff + DiffTTA runs with ZeroDiff's settings and ZeroDiff++ with ZeroDiff + DiffGen's, the
+before / after of docs/protocol.md "DiffTTA on validation classes".
 """
 from __future__ import annotations
 
@@ -48,6 +52,7 @@ def main(argv=None) -> int:
     parser.add_argument("--raw", default="data/raw")
     parser.add_argument("--features", default="data/features")
     parser.add_argument("--without-diffgen-choice", action="store_true")
+    parser.add_argument("--without-transductive-choice", action="store_true")
     args = parser.parse_args(argv)
     runs, met = Path(args.runs), Path(args.metrics)
     rows = []
@@ -132,9 +137,11 @@ def prepare_cell(cell: Path, tmp: Path, args) -> Path:
         (root / name).mkdir()
         shutil.copy(cell / "models" / f"{name}.pt", root / name / "model.pt")
     sel = json.loads((cell / "selection.json").read_text())
-    if args.without_diffgen_choice:
-        for body in sel.values():
-            body["chosen"].pop("diffgen", None)
+    dropped = (("diffgen", "zerodiffpp") if args.without_diffgen_choice else ()) + (
+        ("tta", "zerodiffpp") if args.without_transductive_choice else ())
+    for body in sel.values():
+        for key in dropped:
+            body["chosen"].pop(key, None)
     (tmp / "selection.json").write_text(json.dumps(sel))
     rc = prepare.main(["--params", str(root / "params.yaml"), "--raw", args.raw,
                        "--features", args.features, "--out", str(root / "prepared")])

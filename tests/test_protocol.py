@@ -322,8 +322,9 @@ def without_test(data: PreparedData, mode: str) -> PreparedData:
                  for s in ("test_seen", "test_unseen") for k in "xcy"})
 
 
-def run_validation_round(data: PreparedData, root, method: str) -> bytes:
-    """validation view -> tiny generator(s) on it -> the stage's --select output (bytes)."""
+def run_validation_round(data: PreparedData, root, method: str, choice: str = "inherit") -> bytes:
+    """validation view -> tiny generator(s) on it -> the stage's --select output (bytes);
+    ``choice``: eval.transductive_choice."""
     from zerodiffpp.stages import baseline as baseline_stage
     from zerodiffpp.stages import evaluate as evaluate_stage
 
@@ -334,7 +335,8 @@ def run_validation_round(data: PreparedData, root, method: str) -> bytes:
     params = {"runtime": {"device": "cpu", "threads": 1, "progress": False}, "train": {"seed": 3},
               "eval": {"syn_per_class": 20, "syn_per_class_candidates": [10, 20],
                        "variant_candidates": ["V", "VC"], "max_classifier_epochs": 6,
-                       "max_zsl_epochs": 6, "classifier_batch": 64, "classifier_lr": 0.01},
+                       "max_zsl_epochs": 6, "classifier_batch": 64, "classifier_lr": 0.01,
+                       "transductive_choice": choice},
               "diffgen": {"seen_fraction_candidates": [0.0, 3.0]},  # 3 x 20 > real per class
               "baselines": {"epochs": 1, "hidden_dim": 16, "critic_steps": 1, "batch_size": 32}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
@@ -353,15 +355,17 @@ def run_validation_round(data: PreparedData, root, method: str) -> bytes:
     return out.read_bytes()
 
 
-@pytest.mark.parametrize("method", ["zerodiff", "fvaegan"])
-def test_selection_never_depends_on_the_test_set(method, tmp_path):
+@pytest.mark.parametrize("method,choice", [("zerodiff", "inherit"), ("zerodiff", "own"),
+                                           ("fvaegan", "inherit")])
+def test_selection_never_depends_on_the_test_set(method, choice, tmp_path):
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         data = ppu.clustered_data()
-        ref = run_validation_round(data, tmp_path / "ref", method)
+        ref = run_validation_round(data, tmp_path / "ref", method, choice)
         for mode in ("scrambled", "dropped"):
-            assert run_validation_round(without_test(data, mode), tmp_path / mode, method) == ref
+            assert run_validation_round(without_test(data, mode), tmp_path / mode, method,
+                                        choice) == ref
     finally:
         torch.set_num_threads(old)
     body = json.loads(ref)[method]
@@ -381,6 +385,10 @@ def test_selection_never_depends_on_the_test_set(method, tmp_path):
         best = max(cands, key=lambda c: c["h"])
         assert (dg["seen_fraction"], dg["gzsl_epochs"], body["val_diffgen"]["h"]) == (
             best["seen_fraction"], best["gzsl_epochs"], best["h"])
+        if choice == "inherit":       # ZeroDiff's ZSL epochs; no DiffTTA on the validation view
+            assert "zsl_epochs" not in dg and "tta" not in body["chosen"]
+            assert "zerodiffpp" not in body["chosen"] and "val_tta" not in body
+            return
         assert 1 <= dg["zsl_epochs"] <= 6 and body["val_diffgen"]["t1"] >= 0
         # DiffTTA reran on the validation view: + DiffTTA's and ZeroDiff++'s own settings
         tta, pp = body["chosen"]["tta"], body["chosen"]["zerodiffpp"]

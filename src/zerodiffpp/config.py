@@ -255,6 +255,13 @@ class EvalConfig:
                       "longer than the fixed protocol (docs/protocol.md \"Cost\")")
     max_zsl_epochs: int = opt(50, ge=1, doc="ZSL classifier epochs scanned by the validation "
                                             "round (a cheap fit: unseen classes only)")
+    transductive_choice: str = opt(
+        "inherit", choices=("inherit", "own"),
+        doc="inherit = ZeroDiff + DiffTTA uses ZeroDiff's classifier settings and ZeroDiff++ "
+            "ZeroDiff + DiffGen's (chosen with the unadapted generator); own = the validation "
+            "round also runs DiffTTA on the validation view and chooses each transductive "
+            "method's own epochs, calibration and ZSL epochs (ZeroDiff++ its own DiffGen "
+            "budgets); measured and not the default: docs/protocol.md")
     syn_per_class_candidates: list[int] = opt(
         [], doc="syn_per_class values scanned by the validation round ([] = syn_per_class only)")
     variant_candidates: list[str] = opt(

@@ -13,11 +13,13 @@ DiffGen runs on the validation view exactly as it runs at test time:
   one GZSL classifier on real ∪ DiffGen seen and synthetic ∪ DiffGen unseen (weights p), scanned
   for ``eval.max_classifier_epochs`` epochs with the calibration searched on stored scores
   (:func:`.selection.scan_gzsl`);
-* the candidate, epoch and calibration with the best validation H are ZeroDiff + DiffGen's at
-  test time; one ZSL classifier on the winner's unseen set (synthetic ∪ DiffGen unseen,
-  weights p) gives its ZSL epochs.
-ZeroDiff++ runs the same scan (:func:`scan_budgets`) from the generator that DiffTTA adapted on
-the validation view, with DiffTTA's pseudo-labels (:mod:`.transductive`).
+* the candidate, epoch and calibration with the best validation H are used by both DiffGen
+  methods at test time (ZeroDiff + DiffGen, and ZeroDiff++ under ``eval.transductive_choice:
+  inherit``, the default).
+Under ``eval.transductive_choice: own`` one ZSL classifier on the winner's unseen set (synthetic
+∪ DiffGen unseen, weights p) also gives ZeroDiff + DiffGen's ZSL epochs, and ZeroDiff++ runs the
+same scan (:func:`scan_budgets`) from the generator that DiffTTA adapted on the validation view,
+with DiffTTA's pseudo-labels (:mod:`.transductive`).
 
 Cost: one DiffGen pass and one GZSL classifier fit per candidate, one ZSL fit.
 """
@@ -83,11 +85,13 @@ def pool_pseudo_labels(run, sets: ValidationSets, variant: str, tta_cfg):
 def scan_budgets(sets: ValidationSets, feats: PoolFeatures, models, class_emb: torch.Tensor,
                  pseudo, syn: Inputs, syn_y: np.ndarray, blocks_of: Callable, cfg: Config,
                  variant: str, syn_per_class: int, seed: int,
-                 generator: Callable[[], torch.Generator], tags: tuple[int, int]) -> DiffGenChoice:
+                 generator: Callable[[], torch.Generator], tags: tuple[int, int],
+                 zsl: bool = True) -> DiffGenChoice:
     """DiffGen from ``models`` on the validation view with the unseen anchors ``pseudo`` (pool
     rows, restricted to validation classes) and the fully generated unseen set ``syn``: one GZSL
-    scan per budget candidate, the winner's ZSL scan on its own unseen set (module doc).
-    ``tags``: the classifier seed tags of the GZSL and the ZSL scans.  Ties: the earlier."""
+    scan per budget candidate and, when ``zsl``, the winner's ZSL scan on its own unseen set
+    (module doc).  ``tags``: the classifier seed tags of the GZSL and the ZSL scans.  Ties: the
+    earlier candidate."""
     from ..diffgen import Anchors, run_diffgen
 
     rows = torch.as_tensor(pseudo.index, dtype=torch.long, device=feats.pool_x.device)
@@ -116,6 +120,8 @@ def scan_budgets(sets: ValidationSets, feats: PoolFeatures, models, class_emb: t
         if best is None or scan.h > best[2].h:
             best = (sf, uf, scan, syn_all, syn_all_y, syn_w)
     sf, uf, scan, syn_all, syn_all_y, syn_w = best
+    if not zsl:
+        return DiffGenChoice(sf, uf, scan, len(pseudo), candidates)
     zsl_epochs, t1 = scan_zsl(sets, syn_all, syn_all_y, variant, cfg,
                               sub_generator(seed, tags[1], syn_per_class), weights=syn_w)
     return DiffGenChoice(sf, uf, scan, len(pseudo), candidates, zsl_epochs, t1)
@@ -124,10 +130,11 @@ def scan_budgets(sets: ValidationSets, feats: PoolFeatures, models, class_emb: t
 def select_diffgen(sel: Selection, sets: ValidationSets, feats: PoolFeatures, models,
                    class_emb: torch.Tensor, synthesise: Callable[[int], tuple[Inputs, np.ndarray]],
                    blocks_of: Callable, cfg: Config, seed: int,
-                   generator: Callable[[], torch.Generator]) -> DiffGenChoice:
+                   generator: Callable[[], torch.Generator], zsl: bool = True) -> DiffGenChoice:
     """ZeroDiff + DiffGen's budgets on the validation view (module doc); ``sel`` is ZeroDiff's
     selection (its classifier ``sel.run`` labels the pool), ``generator()`` a fresh DiffGen
-    generator seeded as at test time."""
+    generator seeded as at test time; ``zsl``: also its own ZSL epochs (without: ZeroDiff's,
+    ``eval.transductive_choice: inherit``)."""
     if sel.run is None:
         raise ValueError("select_diffgen needs the selection's classifier (pseudo_labels=True)")
     tta = cfg.tta if sel.tta_confidence is None else dataclasses.replace(
@@ -135,4 +142,4 @@ def select_diffgen(sel: Selection, sets: ValidationSets, feats: PoolFeatures, mo
     pseudo = pool_pseudo_labels(sel.run, sets, sel.variant, tta)
     syn, syn_y = synthesise(sel.syn_per_class)
     return scan_budgets(sets, feats, models, class_emb, pseudo, syn, syn_y, blocks_of, cfg,
-                        sel.variant, sel.syn_per_class, seed, generator, TAGS_DIFFGEN)
+                        sel.variant, sel.syn_per_class, seed, generator, TAGS_DIFFGEN, zsl=zsl)

@@ -259,8 +259,9 @@ def write_outputs(args, ctx: Context, methods, results, generated, diag) -> None
 
 def run_selection(args, ctx: Context) -> None:
     """The validation round for ZeroDiff and its three transductive methods
-    (zerodiffpp.protocol: selection, diffgen_budget, transductive): ``ctx.data`` is the
-    validation view, ``ctx.models`` were trained on its train-classes only."""
+    (zerodiffpp.protocol: selection, diffgen_budget and, under ``eval.transductive_choice:
+    own``, transductive): ``ctx.data`` is the validation view, ``ctx.models`` were trained on
+    its train-classes only."""
     from ..protocol.diffgen_budget import PoolFeatures, select_diffgen
     from ..protocol.selection import ValidationSets, read_split, select_settings, write_selection
     from ..protocol.transductive import select_transductive
@@ -283,9 +284,13 @@ def run_selection(args, ctx: Context) -> None:
     feats = PoolFeatures(*(torch.as_tensor(a, dtype=torch.float32, device=ctx.device) for a in (
         d.train_x, d.train_c, np.concatenate([d.test_seen_x, d.test_unseen_x]),
         np.concatenate([d.test_seen_c, d.test_unseen_c]))))
+    own = cfg.eval.transductive_choice == "own"
     sel.diffgen = select_diffgen(sel, sets, feats, ctx.models, ctx.class_emb, synthesise_val,
-                                 ctx.blocks_of, cfg, ctx.seed,
-                                 lambda: ctx.gen(TAG_DIFFGEN)).as_json()
+                                 ctx.blocks_of, cfg, ctx.seed, lambda: ctx.gen(TAG_DIFFGEN),
+                                 zsl=own).as_json()
+    if not own:
+        write_selection(sel, args.select, args.select_details)
+        return
 
     def synthesise_with(models, n: int):
         x, c, y = synthesise(ctx, models, d.unseen_classes, n, ctx.gen(TAG_SYN))
