@@ -18,7 +18,9 @@ precision diagnostic), never for adaptation, anchors or training.
 Final classifiers (6.5 step 5): the ``eval`` settings for every method (same input variant,
 epochs, batch, lr and classifier seed), except that the two DiffGen methods' GZSL classifiers
 use ``diffgen.classifier_epochs`` / ``diffgen.calibration`` where set (chosen on validation
-classes with DiffGen's features, docs/protocol.md); DiffGen features from pseudo-labelled anchors get the
+classes with DiffGen's features, docs/protocol.md) and that, with a selection written under
+``eval.transductive_choice: own``, each transductive method has its own epochs, calibration and
+ZSL epochs (protocol.selection.method_config); DiffGen features from pseudo-labelled anchors get the
 per-sample NLL weight p(y-hat|x), everything else weight 1.  Every method reuses the same
 synthesis noise (seed from ``train.seed``), so differences come from the method only.
 
@@ -274,9 +276,12 @@ def run_selection(args, ctx: Context) -> None:
                           np.asarray(d.test_seen_y), b["test_unseen"], np.asarray(d.test_unseen_y),
                           np.asarray(d.seen_classes), np.asarray(d.unseen_classes))
 
-    def synthesise_val(n: int):
-        x, c, y = synthesise(ctx, ctx.models, d.unseen_classes, n, ctx.gen(TAG_SYN))
+    def synthesise_with(models, n: int):
+        x, c, y = synthesise(ctx, models, d.unseen_classes, n, ctx.gen(TAG_SYN))
         return ctx.blocks_of(x, c), y.numpy()
+
+    def synthesise_val(n: int):
+        return synthesise_with(ctx.models, n)
 
     split = read_split(Path(args.prepared))
     sel = select_settings(METHOD_KEY, sets, synthesise_val, cfg, ctx.seed, ctx.variants,
@@ -288,17 +293,10 @@ def run_selection(args, ctx: Context) -> None:
     sel.diffgen = select_diffgen(sel, sets, feats, ctx.models, ctx.class_emb, synthesise_val,
                                  ctx.blocks_of, cfg, ctx.seed, lambda: ctx.gen(TAG_DIFFGEN),
                                  zsl=own).as_json()
-    if not own:
-        write_selection(sel, args.select, args.select_details)
-        return
-
-    def synthesise_with(models, n: int):
-        x, c, y = synthesise(ctx, models, d.unseen_classes, n, ctx.gen(TAG_SYN))
-        return ctx.blocks_of(x, c), y.numpy()
-
-    sel.transductive = select_transductive(sel, sets, feats, ctx.models, ctx.class_emb,
-                                           synthesise_with, ctx.blocks_of, cfg, ctx.seed,
-                                           lambda: ctx.gen(TAG_DIFFGEN)).as_json()
+    if own:
+        sel.transductive = select_transductive(sel, sets, feats, ctx.models, ctx.class_emb,
+                                               synthesise_with, ctx.blocks_of, cfg, ctx.seed,
+                                               lambda: ctx.gen(TAG_DIFFGEN)).as_json()
     write_selection(sel, args.select, args.select_details)
 
 
