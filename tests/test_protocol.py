@@ -250,6 +250,14 @@ def test_apply_and_resolve_selection(tmp_path):
     write_json(path, {"zerodiff": {"chosen": chosen}})
     with pytest.raises(DataError, match="not a selection file"):
         load_selection(path)
+    # a per-method block the final round reads is checked too
+    for block, missing in (({"diffgen": {"seen_fraction": 0.0, "unseen_fraction": 0.5,
+                                         "gzsl_epochs": 3}}, "chosen.diffgen.calibration"),
+                           ({"tta": {"calibration": 1.0}}, "chosen.tta.gzsl_epochs"),
+                           ({"zerodiffpp": [1, 2]}, "chosen.zerodiffpp must be a mapping")):
+        write_json(path, {"zerodiff": {"chosen": {**chosen, **block}, "version": 1}})
+        with pytest.raises(DataError, match=missing):
+            load_selection(path)
     assert apply_selection(Config(), {**chosen, "tta_confidence": None}).tta.confidence == 0.5
     # DiffGen's own budgets, epochs and calibration (protocol/diffgen_budget.py)
     dg = {"seen_fraction": 0.0, "unseen_fraction": 1.0, "gzsl_epochs": 12, "calibration": 3.25}

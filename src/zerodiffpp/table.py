@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .io import DataError, read_json, write_json
+from .protocol.own_settings import own_block
 
 ZERODIFF_ROWS = ("zerodiff", "zerodiff_tta", "zerodiff_diffgen", "zerodiffpp")
 BASELINE_ROWS = ("fclswgan", "fvaegan", "eszsl")
@@ -54,14 +55,13 @@ def chosen_label(selection: Mapping | None, method: str = "zerodiff") -> str:
     """The short ``chosen`` string of ``method``'s row (module docstring); ``fixed`` without a
     validation choice.  The transductive rows show their own epochs and calibration where the
     selection has them (``chosen.tta``, ``chosen.diffgen``, ``chosen.zerodiffpp``; a missing
-    block: those of the method the row extends, protocol.selection.method_config)."""
+    block: those of the method the row extends, protocol.own_settings)."""
     if not selection or selection.get("selection") == "fixed" or "chosen" not in selection:
         return "fixed"
     c = selection["chosen"]
     if "lambda" in c:                                    # ESZSL
         return f"g{_num(c['gamma'])} l{_num(c['lambda'])} c{_num(c['calibration'])}"
-    own = {"zerodiff_tta": c.get("tta"), "zerodiff_diffgen": c.get("diffgen"),
-           "zerodiffpp": c.get("zerodiffpp") or c.get("diffgen")}.get(method) or c
+    own = own_block(c, method) or c
     # DiffGen's budgets stay in the detail file: with them the row no longer fits a
     # 100-column `dvc metrics diff`.
     return (f"{c['variant']} {c['syn_per_class']} e{own['gzsl_epochs']}/"

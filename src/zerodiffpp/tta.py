@@ -294,14 +294,16 @@ class GZSLLabeller:
         return self.fit(models).log_probs(self.pool_blocks, self.cfg.variant).exp()
 
 
-def adapt_to_pool(models, f0, train_blocks, train_y, train_x: torch.Tensor, train_c: torch.Tensor,
-                  pool_blocks, pool_x: torch.Tensor, pool_c: torch.Tensor, class_emb: torch.Tensor,
-                  seen_classes, unseen_classes, cfg, seed: int,
+def adapt_to_pool(models, f0, probs0: torch.Tensor, train_blocks, train_y, train_x: torch.Tensor,
+                  train_c: torch.Tensor, pool_blocks, pool_x: torch.Tensor, pool_c: torch.Tensor,
+                  class_emb: torch.Tensor, seen_classes, unseen_classes, cfg, seed: int,
                   log: Callable[[str], None] = print) -> TTAResult:
     """DiffTTA as both rounds run it (the final round on the test pool, the validation round on
     its validation pool, protocol/transductive.py): f0 (a calibrated ``ProtocolRun``) gives the
-    first pseudo-labels, the labeller retrains with ``cfg.eval`` (ZeroDiff's settings), the
-    replay set is the real seen-train samples; seeds derived from ``seed`` (``train.seed``).
+    first pseudo-labels from ``probs0``, its calibrated probabilities on the pool (the callers
+    read them for their own diagnostics too); the labeller retrains with ``cfg.eval``
+    (ZeroDiff's settings); the replay set is the real seen-train samples; seeds derived from
+    ``seed`` (``train.seed``).
     ``cfg``: a Config with the eval, tta and dfg sections."""
     from .seeds import TAG_SYN, TAG_TTA, TAG_TTA_CLF, derived_seed
 
@@ -310,7 +312,6 @@ def adapt_to_pool(models, f0, train_blocks, train_y, train_x: torch.Tensor, trai
                             derived_seed(seed, TAG_TTA_CLF))
     replay = ReplaySet(train_x, train_c,
                        torch.as_tensor(np.asarray(train_y), dtype=torch.int64, device=train_x.device))
-    probs0 = f0.log_probs(pool_blocks, cfg.eval.variant).exp()
     return run_difftta(models, pool_x, pool_c, probs0, f0.classes, labeller, class_emb, replay,
                        cfg.tta, cfg.dfg, torch.Generator().manual_seed(derived_seed(seed, TAG_TTA)),
                        log)

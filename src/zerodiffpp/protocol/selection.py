@@ -33,11 +33,14 @@ from ..evaluation import (Inputs, ProtocolRun, compact_labels, concat_inputs, se
                           sub_generator)
 from ..io import DataError, read_json, write_json
 from .calibration import best_gamma, decisions
+from .own_settings import OWN_BLOCKS, own_block
 
 SELECTION_VERSION = 1
 # Blocks of ``chosen`` with one transductive method's own settings (absent: that method uses
 # the settings of the method it extends -- ZeroDiff's for DiffTTA, DiffGen's for ZeroDiff++).
 TRANSDUCTIVE_KEYS = ("tta", "zerodiffpp")
+# Keys of a DiffGen block of ``chosen`` (ZeroDiff + DiffGen's, ZeroDiff++'s own)
+BUDGET_KEYS = ("seen_fraction", "unseen_fraction", "gzsl_epochs", "calibration")
 
 
 @dataclass
@@ -138,6 +141,18 @@ def load_selection(path) -> dict:
     for key in ("variant", "syn_per_class", "gzsl_epochs", "zsl_epochs", "calibration"):
         if key not in chosen:
             raise DataError(f"{path}: chosen.{key} missing")
+    # the per-method blocks the final round reads (method_config), where present
+    blocks = {"diffgen": BUDGET_KEYS, "zerodiffpp": BUDGET_KEYS,
+              "tta": ("gzsl_epochs", "calibration")}
+    for name, keys in blocks.items():
+        block = chosen.get(name)
+        if block is None:
+            continue
+        if not isinstance(block, dict):
+            raise DataError(f"{path}: chosen.{name} must be a mapping")
+        for key in keys:
+            if key not in block:
+                raise DataError(f"{path}: chosen.{name}.{key} missing")
     return chosen
 
 
@@ -183,19 +198,17 @@ def method_config(cfg: Config, chosen: Optional[dict], method: str) -> Config:
     ``diffgen.classifier_epochs`` / ``diffgen.calibration`` where set).  Under validation each
     method has its own epochs and calibration: ZeroDiff + DiffTTA from ``chosen.tta``, the
     DiffGen methods from ``chosen.diffgen`` / ``chosen.zerodiffpp`` (with their budgets); a
-    block that is missing falls back to the method this one extends."""
-    base = cfg if chosen is None else apply_selection(cfg, chosen)
-    if method not in ("zerodiff", "zerodiff_tta", "zerodiff_diffgen", "zerodiffpp"):
+    block that is missing falls back to the method this one extends (:mod:`.own_settings`)."""
+    if method not in OWN_BLOCKS:
         raise ValueError(f"method_config: unknown method {method!r}")
-    if method == "zerodiff" or (method == "zerodiff_tta" and not (chosen or {}).get("tta")):
-        return base
-    if method == "zerodiff_tta":
-        return dataclasses.replace(base, eval=_own(base.eval, chosen["tta"]))
-    block = None if chosen is None else chosen.get(method if method == "zerodiffpp" else "diffgen")
-    if method == "zerodiffpp" and block is None and chosen is not None:
-        block = chosen.get("diffgen")
+    block = own_block(chosen or {}, method)
+    base = cfg if chosen is None else apply_selection(cfg, chosen)
     if block is None:
+        if method in ("zerodiff", "zerodiff_tta"):
+            return base
         return dataclasses.replace(base, eval=diffgen_eval(base))
+    if method == "zerodiff_tta":
+        return dataclasses.replace(base, eval=_own(base.eval, block))
     dg = dataclasses.replace(base.diffgen, seen_fraction=float(block["seen_fraction"]),
                              unseen_fraction=float(block["unseen_fraction"]),
                              classifier_epochs=int(block["gzsl_epochs"]),

@@ -90,10 +90,10 @@ def select_transductive(sel: Selection, sets: ValidationSets, feats: PoolFeature
     pool = concat_inputs(sets.val_seen, sets.val_unseen)
     pool_y = np.concatenate([sets.val_seen_y, sets.val_unseen_y])     # scoring only
     train_y = np.asarray(sets.train_y)
-    tta = adapt_to_pool(models, sel.run, sets.train, train_y, feats.train_x, feats.train_c, pool,
-                        feats.pool_x, feats.pool_c, class_emb, sets.seen, sets.unseen, own, seed,
-                        log=lambda msg: log(f"validation round: {msg}"))
     probs0 = sel.run.log_probs(pool, sel.variant).exp()
+    tta = adapt_to_pool(models, sel.run, probs0, sets.train, train_y, feats.train_x,
+                        feats.train_c, pool, feats.pool_x, feats.pool_c, class_emb, sets.seen,
+                        sets.unseen, own, seed, log=lambda msg: log(f"validation round: {msg}"))
     pseudo = {"f0": score_pseudo(select_pseudo_labels(probs0, sel.run.classes, own.tta), pool_y,
                                  sets.unseen),
               "after_tta": score_pseudo(tta.pseudo, pool_y, sets.unseen)}

@@ -55,7 +55,7 @@ from ..data.prepared import PreparedData
 from ..evaluation import (build_blocks, concat_inputs, evaluate_protocols, metrics_json,
                           per_class_csv_frame, with_diffgen)
 from ..io import write_csv, write_json, write_npz
-from ..protocol.selection import add_selection_args, apply_selection, load_chosen, method_config
+from ..protocol.selection import add_selection_args, load_chosen, method_config
 from ..seeds import TAG_CLF, TAG_DIFFGEN, TAG_MIX, TAG_SPURIOUS, TAG_SYN, derived_seed
 from .common import run_stage, stage_parser
 
@@ -194,7 +194,8 @@ def run_transductive(ctx: Context, methods, syn0, f0, results: dict, generated: 
     tta = syn_tta = None
     if "zerodiff_tta" in methods or "zerodiffpp" in methods:
         t = time.perf_counter()
-        tta = adapt_to_pool(models, f0, ctx.blocks["train"], data.train_y, dev(data.train_x),
+        tta = adapt_to_pool(models, f0, probs0, ctx.blocks["train"], data.train_y,
+                            dev(data.train_x),
                             dev(data.train_c), pool_blocks, pool_x, pool_c, ctx.class_emb,
                             data.seen_classes, data.unseen_classes, cfg, ctx.seed)
         syn_tta = synthesise(ctx, tta.models, data.unseen_classes, cfg.eval.syn_per_class,
@@ -324,7 +325,7 @@ def main(argv=None) -> None:
     chosen = None
     if args.select is None:
         chosen = load_chosen(cfg, args.selection, METHOD_KEY)
-        cfg = cfg if chosen is None else apply_selection(cfg, chosen)
+        cfg = method_config(raw_cfg, chosen, METHOD_KEY)
     use_dg = "zerodiff_diffgen" in methods or "zerodiffpp" in methods
     if use_dg:
         from ..diffgen import validate_start_levels
