@@ -377,3 +377,77 @@ def test_plusplus_stage_subset_and_errors(pp_dir, capsys):
     assert "diffgen.start_levels[1]=5" in capsys.readouterr().err
     # without a DiffGen method the start levels are not needed
     assert main(args + ["--methods", "zerodiff_tta"]) == 0
+
+
+def test_with_zsl_from_retrains_only_the_zsl_half():
+    """Given the set evaluate_variants trained its ZSL classifier on, with_zsl_from reproduces
+    that half exactly (same seed, weights, table); another set changes ZSL only."""
+    s = sets(0)
+    seed_gen = lambda: torch.Generator().manual_seed(5)   # noqa: E731
+    res = run(s, variants=("VCS",), seed=5)["VCS"]
+    same = ev.with_zsl_from(res, s["syn"][0], s["syn"][1], s["test_unseen"][0],
+                            s["test_unseen"][1], UNSEEN, CFG, seed_gen())
+    assert same.zsl_t1 == res.zsl_t1
+    pd.testing.assert_frame_equal(same.per_class, res.per_class)
+    for a, b in zip(same.zsl.model.parameters(), res.zsl.model.parameters()):
+        assert torch.equal(a, b)
+    other = sets(1)["syn"]       # another draw of the unseen classes
+    moved = ev.with_zsl_from(res, other[0], other[1], s["test_unseen"][0], s["test_unseen"][1],
+                             UNSEEN, CFG, seed_gen())
+    assert moved.gzsl is res.gzsl and (moved.gzsl_u, moved.gzsl_s, moved.gzsl_h) == (
+        res.gzsl_u, res.gzsl_s, res.gzsl_h)
+    g_old, g_new = (r.per_class[r.per_class["protocol"] == "gzsl"].reset_index(drop=True)
+                    for r in (res, moved))
+    pd.testing.assert_frame_equal(g_old, g_new)
+    assert not torch.equal(next(moved.zsl.model.parameters()), next(res.zsl.model.parameters()))
+    assert list(moved.per_class["protocol"]) == list(res.per_class["protocol"])
+    with pytest.raises(DataError, match="ZSL: must be unseen"):
+        ev.with_zsl_from(res, s["train"][0], s["train"][1], s["test_unseen"][0],
+                         s["test_unseen"][1], UNSEEN, CFG, seed_gen())
+
+
+def test_plusplus_zsl_pool_unseen_changes_only_transductive_zsl(pp_dir, good_generator, tmp_path):
+    """tta.zsl_pool: unseen retrains the transductive methods' ZSL halves from the ZSL test
+    set's own pseudo-labels: ZeroDiff, every GZSL number, the generated sets for the
+    spuriousness stage stay byte-identical to zsl_pool: gzsl; test labels are never read."""
+    import dataclasses
+
+    from zerodiffpp.stages.evaluate import main
+
+    d, data = pp_dir
+    p = yaml.safe_load((d / "params.yaml").read_text())
+    p["tta"]["zsl_pool"] = "unseen"
+    (d / "zsl.yaml").write_text(yaml.safe_dump(p))
+    assert main(pp_args(d, "g")) == 0
+    args = pp_args(d, "u")
+    args[1] = str(d / "zsl.yaml")
+    assert main(args) == 0
+    mg, mu = (json.loads((d / o / "m.json").read_text()) for o in ("g", "u"))
+    assert mg["zerodiff"] == mu["zerodiff"]
+    for name in PP_METHODS:
+        assert mg[name]["gzsl"] == mu[name]["gzsl"]
+    pg, pu = (pd.read_csv(d / o / "eval" / "pc.csv") for o in ("g", "u"))
+    gz = pg["protocol"] == "gzsl"
+    pd.testing.assert_frame_equal(pg[gz], pu[gz])
+    assert list(pg["method"]) == list(pu["method"])
+    zsl = (pg["protocol"] == "zsl") & (pg["method"] != "zerodiff")
+    assert not pg[zsl]["n_correct"].equals(pu[zsl]["n_correct"])     # the ZSL pool was used
+    gen_g, gen_u = read_generated(d, "g"), read_generated(d, "u")
+    assert all(np.array_equal(gen_g[m][k], gen_u[m][k]) for m in PP_METHODS for k in gen_g[m])
+    diag = json.loads((d / "u" / "eval" / "zerodiffpp.json").read_text())["zsl_pool"]
+    assert [r["skipped"] for r in diag["tta_rounds"]] == [False, False]
+    assert set(diag) == {"pseudo_f0", "tta_rounds", "pseudo_tta"}
+    assert diag["pseudo_tta"]["n"] > 0
+    # the ZSL pool is read without its labels: shuffled test labels, same pseudo-label counts
+    rng = np.random.default_rng(1)
+    shuffled = dataclasses.replace(data, test_seen_y=rng.permutation(data.test_seen_y),
+                                   test_unseen_y=rng.permutation(data.test_unseen_y))
+    shuffled.save(tmp_path / "prepared" / "prepared.npz")
+    args = pp_args(d, "s")
+    args[1] = str(d / "zsl.yaml")
+    args[args.index("--prepared") + 1] = str(tmp_path / "prepared")
+    assert main(args) == 0
+    ds = json.loads((d / "s" / "eval" / "zerodiffpp.json").read_text())["zsl_pool"]
+    assert ds["tta_rounds"] == diag["tta_rounds"]
+    for key in ("pseudo_f0", "pseudo_tta"):
+        assert ds[key]["n"] == diag[key]["n"]

@@ -164,3 +164,22 @@ def test_gzsl_labeller_probabilities(data):
     assert (seen_part.argmax(1).numpy() == data.test_seen_y).mean() > 0.9
     sel = select_pseudo_labels(p, lab.classes, TTAConfig())
     assert isinstance(sel, PseudoLabels) and len(sel) > 0
+
+
+def test_zsl_labeller_is_over_unseen_classes_of_the_zsl_pool(data):
+    """The ZSL protocol's labeller (tta.zsl_pool: unseen): probabilities over the unseen classes
+    on test-unseen, from a classifier on regenerated unseen features only."""
+    from zerodiffpp.tta import ZSLLabeller
+
+    models = random_models(0)
+    cfg = EvalConfig(syn_per_class=20, classifier_epochs=10, zsl_epochs=4, classifier_lr=1e-2,
+                     classifier_batch=64)
+    pool_blocks = build_blocks(data.test_unseen_x, data.test_unseen_c, models.Dec, ("VCS",))
+    lab = ZSLLabeller(pool_blocks, torch.as_tensor(data.class_emb), data.unseen_classes, cfg, 1, 2)
+    run = lab.fit(models)
+    assert list(run.classes) == list(np.sort(data.unseen_classes))
+    assert run.model.fc.out_features == len(data.unseen_classes)
+    p = lab(models)
+    assert p.shape == (len(data.test_unseen_y), len(data.unseen_classes))
+    torch.testing.assert_close(p.sum(1), torch.ones(len(p)))
+    assert torch.equal(p, lab(models))

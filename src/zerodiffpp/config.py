@@ -313,6 +313,13 @@ class TTAConfig:
     adv_scale: float = opt(0.1, ge=0.0, doc="gamma_adv in TTA = adv_scale * dfg.gamma_adv")
     anchor_weight: float = opt(1e-3, ge=0.0, doc="L2-SP pull to the pre-adaptation weights")
     replay: bool = opt(True, doc="add the same loss on real seen-train batches")
+    zsl_pool: str = opt(
+        "gzsl", choices=("gzsl", "unseen"),
+        doc="ZSL protocol of the transductive methods: gzsl = their ZSL classifiers use the "
+            "GZSL-pool adaptation and pseudo-labels; unseen = the ZSL protocol also pseudo-labels "
+            "its own test set (test-unseen) over the unseen classes (METHOD.md 6.3): + DiffTTA and "
+            "ZeroDiff++ run `rounds` more rounds there, the DiffGen methods take their ZSL "
+            "anchors from it (docs/protocol.md)")
 
     def __post_init__(self):
         if not self.confidence_candidates:

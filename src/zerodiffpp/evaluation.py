@@ -20,6 +20,7 @@ Later methods (DiffTTA, DiffGen, baselines) call :func:`evaluate_variants` /
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence, Union
 
@@ -274,13 +275,8 @@ def evaluate_variants(train: Inputs, train_y, syn: Inputs, syn_y, test_seen: Inp
         gz = metrics.gzsl_scores(ts_y, pred_s, tu_y, pred_u, seen, unseen)
 
         # --- ZSL: synthetic unseen only, over unseen classes
-        def zsl_score(model, v=variant):
-            return metrics.zsl_t1(tu_y, ProtocolRun(model, unseen).predict(test_unseen, v), unseen)
-        z = _train(syn, y_zsl, len(unseen), variant, cfg, sub_generator(base, vi, 1),
-                   w_syn, zsl_score if best_of_test else None, progress, zsl_epochs(cfg))
-        zsl_run = ProtocolRun(z.model, unseen, z.monitor)
-        pred_z = zsl_run.predict(test_unseen, variant)
-        t1 = metrics.zsl_t1(tu_y, pred_z, unseen)
+        z, zsl_run, pred_z, t1 = _zsl_half(syn, y_zsl, w_syn, test_unseen, tu_y, unseen, variant,
+                                           cfg, sub_generator(base, vi, 1), best_of_test, progress)
 
         tables = []
         for protocol, split, yt, yp, cls in (("zsl", "unseen", tu_y, pred_z, unseen),
@@ -300,6 +296,47 @@ def evaluate_variants(train: Inputs, train_y, syn: Inputs, syn_y, test_seen: Inp
         results[variant] = EvalResult(variant, t1, gz["u"], gz["s"], gz["h"],
                                       pd.concat(tables, ignore_index=True), gzsl_run, zsl_run, leaky)
     return results
+
+
+def _zsl_half(syn: Inputs, y_zsl: torch.Tensor, w_syn, test_unseen: Inputs, tu_y: np.ndarray,
+              unseen: np.ndarray, variant: str, cfg: EvalConfig, generator: torch.Generator,
+              best_of_test: bool, progress):
+    """The ZSL classifier of one variant (``eval.zsl_epochs``) and its test-unseen T1."""
+    def zsl_score(model, v=variant):
+        return metrics.zsl_t1(tu_y, ProtocolRun(model, unseen).predict(test_unseen, v), unseen)
+    z = _train(syn, y_zsl, len(unseen), variant, cfg, generator, w_syn,
+               zsl_score if best_of_test else None, progress, zsl_epochs(cfg))
+    zsl_run = ProtocolRun(z.model, unseen, z.monitor)
+    pred_z = zsl_run.predict(test_unseen, variant)
+    return z, zsl_run, pred_z, metrics.zsl_t1(tu_y, pred_z, unseen)
+
+
+def with_zsl_from(result: EvalResult, syn: Inputs, syn_y, test_unseen: Inputs, test_unseen_y,
+                  unseen_classes, cfg: EvalConfig, generator: torch.Generator, *,
+                  syn_weights=None, progress=None) -> EvalResult:
+    """``result`` with its ZSL half (T1, classifier, per-class rows, leaky ZSL fields) retrained
+    on another synthetic unseen set ``syn`` -- e.g. a transductive method's ZSL-pool adaptation
+    (stages/evaluate.py, ``tta.zsl_pool: unseen``).  ``generator`` is the one
+    :func:`evaluate_variants` got, so the ZSL classifier draws the same seed as it would there."""
+    unseen = np.unique(_ids(unseen_classes))
+    y_zsl = compact_labels(syn_y, unseen, "synthetic labels (ZSL: must be unseen classes)")
+    w = _weights(syn_weights, _n_rows(syn), "syn_weights")
+    tu_y, variant = _ids(test_unseen_y), result.variant
+    best_of_test = result.leaky is not None
+    z, zsl_run, pred_z, t1 = _zsl_half(syn, y_zsl, w, test_unseen, tu_y, unseen, variant, cfg,
+                                       sub_generator(_seed_from(generator),
+                                                     VARIANTS.index(variant), 1),
+                                       best_of_test, progress)
+    table = metrics.per_class_table(tu_y, pred_z, unseen)
+    table.insert(0, "split", "unseen")
+    table.insert(0, "protocol", "zsl")
+    per_class = pd.concat([table, result.per_class[result.per_class["protocol"] != "zsl"]],
+                          ignore_index=True)
+    leaky = None
+    if best_of_test:
+        bz = max(range(len(z.monitor)), key=lambda i: z.monitor[i])
+        leaky = {**result.leaky, "zsl_t1": z.monitor[bz], "zsl_epoch": bz + 1}
+    return dataclasses.replace(result, zsl_t1=t1, zsl=zsl_run, per_class=per_class, leaky=leaky)
 
 
 def with_diffgen(train: Inputs, train_y, syn: Inputs, syn_y, dg_seen, dg_unseen, blocks_of):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 # Tags of the streams; 0-2 are used by both the evaluate and the baseline stages.
-TAG_SYN, TAG_CLF, TAG_SPURIOUS, TAG_TTA, TAG_DIFFGEN, TAG_TTA_CLF, TAG_MIX, TAG_VAL_SPLIT = range(8)
+(TAG_SYN, TAG_CLF, TAG_SPURIOUS, TAG_TTA, TAG_DIFFGEN, TAG_TTA_CLF, TAG_MIX, TAG_VAL_SPLIT,
+ TAG_TTA_ZSL) = range(9)
 
 
 def derived_seed(seed: int, tag: int) -> int:

@@ -26,6 +26,11 @@ Procedure (METHOD.md 6.3):
    pseudo-labels are recomputed.  A round in which no sample passes the threshold is skipped and
    leaves E and G bit-identical.
 
+ZSL protocol (``tta.zsl_pool: unseen``, :func:`adapt_to_zsl_pool`): METHOD.md 6.3 pseudo-labels
+"over unseen" for ZSL, on the ZSL test set (test-unseen features only, unlabelled): the same
+rounds with a ZSL classifier as f0 and as labeller (:class:`ZSLLabeller`), started from the
+GZSL-pool adaptation.
+
 The models passed in are never mutated: E and G are deep-copied, everything else is shared frozen.
 All randomness comes from one seeded ``torch.Generator`` (any device).
 """
@@ -271,15 +276,21 @@ class GZSLLabeller:
         self.classes = np.union1d(self.seen, self.unseen)
         self.cfg, self.syn_seed, self.clf_seed = eval_cfg, syn_seed, clf_seed
 
-    def fit(self, models):
-        from .classifier import train_classifier
-        from .evaluation import ProtocolRun, build_blocks, compact_labels, concat_inputs, select
+    def generated(self, models):
+        """``syn_per_class`` regenerated unseen features (classifier blocks) and their labels."""
+        from .evaluation import build_blocks
         from .synthesis import generate
 
         x, c, y = generate(models, self.class_emb, self.unseen, self.cfg.syn_per_class,
                            self.cfg.sampling, torch.Generator().manual_seed(self.syn_seed))
-        device = next(iter(self.train_blocks.values())).device
-        syn = build_blocks(x, c, models.Dec, (self.cfg.variant,), device)
+        device = next(iter(self.pool_blocks.values())).device
+        return build_blocks(x, c, models.Dec, (self.cfg.variant,), device), y
+
+    def fit(self, models):
+        from .classifier import train_classifier
+        from .evaluation import ProtocolRun, compact_labels, concat_inputs, select
+
+        syn, y = self.generated(models)
         inputs = concat_inputs(self.train_blocks, syn)
         labels = torch.cat([compact_labels(self.train_y, self.classes, "train labels"),
                             compact_labels(y, self.classes, "synthetic labels")])
@@ -292,6 +303,50 @@ class GZSLLabeller:
 
     def __call__(self, models) -> torch.Tensor:
         return self.fit(models).log_probs(self.pool_blocks, self.cfg.variant).exp()
+
+
+class ZSLLabeller(GZSLLabeller):
+    """The ZSL protocol's labeller (METHOD.md 6.3, "ZSL: over unseen"): regenerate the unseen
+    features, retrain a ZSL classifier on them alone (unseen classes, ``eval.zsl_epochs``) and
+    return its probabilities on the ZSL pool (test-unseen only)."""
+
+    def __init__(self, pool_blocks, class_emb, unseen_classes, eval_cfg: EvalConfig,
+                 syn_seed: int, clf_seed: int):
+        super().__init__(None, None, pool_blocks, class_emb, (), unseen_classes, eval_cfg,
+                         syn_seed, clf_seed)
+
+    def fit(self, models):
+        from .classifier import train_classifier
+        from .evaluation import ProtocolRun, compact_labels, select, zsl_epochs
+
+        syn, y = self.generated(models)
+        res = train_classifier(select(syn, self.cfg.variant),
+                               compact_labels(y, self.unseen, "synthetic labels"),
+                               len(self.unseen), epochs=zsl_epochs(self.cfg),
+                               lr=self.cfg.classifier_lr, batch_size=self.cfg.classifier_batch,
+                               generator=torch.Generator().manual_seed(self.clf_seed))
+        return ProtocolRun(res.model, self.unseen)
+
+
+def adapt_to_zsl_pool(models, f0_zsl, train_x: torch.Tensor, train_c: torch.Tensor, train_y,
+                      pool_blocks, pool_x: torch.Tensor, pool_c: torch.Tensor,
+                      class_emb: torch.Tensor, unseen_classes, cfg, seed: int,
+                      log: Callable[[str], None] = print) -> TTAResult:
+    """DiffTTA for the ZSL protocol (``tta.zsl_pool: unseen``, docs/protocol.md): ``tta.rounds``
+    rounds on the ZSL pool (test-unseen features, unlabelled), pseudo-labels over the unseen
+    classes from ``f0_zsl`` (a ZSL ``ProtocolRun``) and then from :class:`ZSLLabeller` refits;
+    replay of the real seen-train samples as in :func:`adapt_to_pool`.  ``models`` is where it
+    starts (the pipeline passes the GZSL-pool adaptation) and what the L2-SP term anchors to."""
+    from .seeds import TAG_SYN, TAG_TTA_CLF, TAG_TTA_ZSL, derived_seed
+
+    labeller = ZSLLabeller(pool_blocks, class_emb, unseen_classes, cfg.eval,
+                           derived_seed(seed, TAG_SYN), derived_seed(seed, TAG_TTA_CLF))
+    replay = ReplaySet(train_x, train_c,
+                       torch.as_tensor(np.asarray(train_y), dtype=torch.int64, device=train_x.device))
+    probs0 = f0_zsl.log_probs(pool_blocks, cfg.eval.variant).exp()
+    return run_difftta(models, pool_x, pool_c, probs0, f0_zsl.classes, labeller, class_emb,
+                       replay, cfg.tta, cfg.dfg,
+                       torch.Generator().manual_seed(derived_seed(seed, TAG_TTA_ZSL)), log)
 
 
 def adapt_to_pool(models, f0, probs0: torch.Tensor, train_blocks, train_y, train_x: torch.Tensor,

@@ -227,6 +227,77 @@ def run_transductive(ctx: Context, methods, syn0, f0, results: dict, generated: 
         results[name] = evaluate_method(ctx, syn, dg_s, dg_u, own.eval)
         generated[name] = (gen_models, dg_s, dg_u)
         timings[name] = time.perf_counter() - t
+    if cfg.tta.zsl_pool == "unseen":
+        t = time.perf_counter()
+        diag["zsl_pool"] = run_zsl_pool(ctx, methods, syn0, tta, syn_tta, results)
+        timings["zsl_pool"] = time.perf_counter() - t
+
+
+def run_zsl_pool(ctx: Context, methods, syn0, tta, syn_tta, results: dict) -> dict:
+    """``tta.zsl_pool: unseen`` (docs/protocol.md): the ZSL protocol pseudo-labels its own test
+    set -- the test-unseen features, unlabelled -- over the unseen classes (METHOD.md 6.3) and
+    each transductive method's ZSL half is retrained from it; GZSL is untouched.
+    * + DiffTTA / ZeroDiff++: ``tta.rounds`` more DiffTTA rounds on that pool, starting from the
+      GZSL-pool adaptation, f0 = + DiffTTA's ZSL classifier;
+    * + DiffGen / ZeroDiff++: DiffGen's unseen anchors are that pool's pseudo-labels (ZeroDiff's
+      ZSL classifier's for + DiffGen, the ZSL rounds' last ones for ZeroDiff++).
+    Returns the diagnostics (pseudo-label counts; precision from test labels, scoring only)."""
+    from ..diffgen import Anchors, run_diffgen
+    from ..evaluation import with_zsl_from
+    from ..tta import adapt_to_zsl_pool, select_pseudo_labels
+
+    cfg, data = ctx.cfg, ctx.data
+    unseen = np.asarray(data.unseen_classes)
+    pool_b = ctx.blocks["test_unseen"]
+
+    def dev(a):
+        return torch.as_tensor(a, dtype=torch.float32, device=ctx.device)
+
+    pool_x, pool_c = dev(data.test_unseen_x), dev(data.test_unseen_c)
+    pool_y = np.asarray(data.test_unseen_y)   # scoring diagnostic only
+
+    def describe(pseudo):
+        prec = round(float(np.mean(pool_y[pseudo.index] == pseudo.y)), 4) if len(pseudo) else None
+        return {"n": len(pseudo), "per_class": round(len(pseudo) / len(unseen), 2),
+                "precision": prec}
+
+    def refit_zsl(name, syn, gen_models=None, pseudo=None):
+        """``name``'s ZSL half from ``syn`` [+ DiffGen unseen features from ``pseudo``]."""
+        own = ctx.method_cfg(name)
+        dg_u = None
+        if pseudo is not None:
+            rows = torch.as_tensor(pseudo.index, dtype=torch.long, device=ctx.device)
+            _, dg_u = run_diffgen(gen_models, own.diffgen, cfg.eval.syn_per_class, ctx.class_emb,
+                                  data.seen_classes, unseen, None,
+                                  Anchors(pool_x[rows], pool_c[rows], pseudo.y, pseudo.p),
+                                  ctx.gen(TAG_DIFFGEN))
+        syn_x, syn_c, syn_y = syn
+        _, _, syn_b, syn_y, syn_w = with_diffgen(ctx.blocks["train"], data.train_y,
+                                                 ctx.blocks_of(syn_x, syn_c), syn_y.numpy(),
+                                                 None, dg_u, ctx.blocks_of)
+        results[name] = with_zsl_from(results[name], syn_b, syn_y, pool_b, pool_y, unseen,
+                                      own.eval, ctx.gen(TAG_CLF), syn_weights=syn_w,
+                                      progress=ctx.progress)
+
+    diag = {}
+    if "zerodiff_diffgen" in methods:
+        pseudo0 = select_pseudo_labels(results["zerodiff"].zsl.log_probs(pool_b, cfg.eval.variant)
+                                       .exp(), unseen, cfg.tta)
+        diag["pseudo_f0"] = describe(pseudo0)
+        refit_zsl("zerodiff_diffgen", syn0, ctx.models, pseudo0)
+    if tta is not None:
+        f0 = (results["zerodiff_tta"] if "zerodiff_tta" in results else evaluate_method(
+            ctx, syn_tta, ev=ctx.method_cfg("zerodiff_tta").eval)).zsl
+        zsl_tta = adapt_to_zsl_pool(tta.models, f0, dev(data.train_x), dev(data.train_c),
+                                    data.train_y, pool_b, pool_x, pool_c, ctx.class_emb, unseen,
+                                    cfg, ctx.seed)
+        diag["tta_rounds"], diag["pseudo_tta"] = zsl_tta.rounds, describe(zsl_tta.pseudo)
+        syn_z = synthesise(ctx, zsl_tta.models, unseen, cfg.eval.syn_per_class, ctx.gen(TAG_SYN))
+        if "zerodiff_tta" in methods:
+            refit_zsl("zerodiff_tta", syn_z)
+        if "zerodiffpp" in methods:
+            refit_zsl("zerodiffpp", syn_z, zsl_tta.models, zsl_tta.pseudo)
+    return diag
 
 
 PSEUDO_SOURCE = {"zerodiff_tta": "pseudo_tta", "zerodiff_diffgen": "pseudo_f0",
