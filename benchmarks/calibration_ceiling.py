@@ -24,7 +24,8 @@ committed generators (``models/``) and ``selection.json`` are evaluated.  With
 methods run as before their validation-round choice (ZeroDiff's epochs and calibration, the
 params' budgets): the before / after of docs/protocol.md "DiffGen on validation classes";
 it drops ZeroDiff++'s own block (``zerodiffpp``) too, so ZeroDiff++ also runs with the params'
-budgets.  ``--without-transductive-choice`` drops only the ``tta`` and ``zerodiffpp`` blocks:
+budgets.  ``--without-transductive-choice`` drops the ``tta`` and ``zerodiffpp`` blocks and the
+``diffgen`` block's ``zsl_epochs`` (the parts ``eval.transductive_choice: own`` adds):
 ZeroDiff + DiffTTA runs with ZeroDiff's settings and ZeroDiff++ with ZeroDiff + DiffGen's, the
 before / after of docs/protocol.md "DiffTTA on validation classes".
 """
@@ -142,6 +143,8 @@ def prepare_cell(cell: Path, tmp: Path, args) -> Path:
     for body in sel.values():
         for key in dropped:
             body["chosen"].pop(key, None)
+        if args.without_transductive_choice:   # own's ZSL epochs of + DiffGen (ZSL T1 only)
+            body["chosen"].get("diffgen", {}).pop("zsl_epochs", None)
     (tmp / "selection.json").write_text(json.dumps(sel))
     rc = prepare.main(["--params", str(root / "params.yaml"), "--raw", args.raw,
                        "--features", args.features, "--out", str(root / "prepared")])
