@@ -44,6 +44,7 @@ def test_bad_seen_fraction_is_named(value, fragment):
     ({"dfg": {"ema_decay": 1.0}}, "dfg.ema_decay=1.0: must be < 1"),
     ({"drg": {"ema_decay": -0.1}}, "drg.ema_decay=-0.1: must be >= 0"),
     ({"eval": {"variant": "X"}}, "eval.variant='X': must be one of V, VS, C, VC, VCS"),
+    ({"tta": {"zsl_pool": "test"}}, "tta.zsl_pool='test': must be one of gzsl, unseen"),
     ({"data": {"synthetic": {"n_classes": 3, "n_unseen": 2}}}, "data.synthetic.n_unseen=2"),
     ({"diffgen": {"start_levels": [1, "a"]}}, "diffgen.start_levels[1]"),
     ({"diffgen": {"seen_fraction_candidates": [0.25, -1]}},
