@@ -278,24 +278,33 @@ def evaluate_variants(train: Inputs, train_y, syn: Inputs, syn_y, test_seen: Inp
         z, zsl_run, pred_z, t1 = _zsl_half(syn, y_zsl, w_syn, test_unseen, tu_y, unseen, variant,
                                            cfg, sub_generator(base, vi, 1), best_of_test, progress)
 
-        tables = []
-        for protocol, split, yt, yp, cls in (("zsl", "unseen", tu_y, pred_z, unseen),
-                                             ("gzsl", "unseen", tu_y, pred_u, unseen),
-                                             ("gzsl", "seen", ts_y, pred_s, seen)):
-            t = metrics.per_class_table(yt, yp, cls)
-            t.insert(0, "split", split)
-            t.insert(0, "protocol", protocol)
-            tables.append(t)
+        tables = [_per_class_rows(protocol, split, yt, yp, cls)
+                  for protocol, split, yt, yp, cls in (("zsl", "unseen", tu_y, pred_z, unseen),
+                                                       ("gzsl", "unseen", tu_y, pred_u, unseen),
+                                                       ("gzsl", "seen", ts_y, pred_s, seen))]
         leaky = None
         if best_of_test:
             best = max(range(len(g.monitor)), key=lambda i: g.monitor[i]["h"])
-            bz = max(range(len(z.monitor)), key=lambda i: z.monitor[i])
-            leaky = {"zsl_t1": z.monitor[bz], "zsl_epoch": bz + 1,
+            leaky = {**_leaky_zsl(z.monitor),
                      "gzsl_u": g.monitor[best]["u"], "gzsl_s": g.monitor[best]["s"],
                      "gzsl_h": g.monitor[best]["h"], "gzsl_epoch": best + 1}
         results[variant] = EvalResult(variant, t1, gz["u"], gz["s"], gz["h"],
                                       pd.concat(tables, ignore_index=True), gzsl_run, zsl_run, leaky)
     return results
+
+
+def _per_class_rows(protocol: str, split: str, y_true, y_pred, classes) -> pd.DataFrame:
+    """Per-class table of one protocol and split, with those two columns in front."""
+    t = metrics.per_class_table(y_true, y_pred, classes)
+    t.insert(0, "split", split)
+    t.insert(0, "protocol", protocol)
+    return t
+
+
+def _leaky_zsl(monitor: list) -> dict:
+    """The ZSL fields of the leaky best-of-test diagnostic: the test-best epoch and its T1."""
+    bz = max(range(len(monitor)), key=lambda i: monitor[i])
+    return {"zsl_t1": monitor[bz], "zsl_epoch": bz + 1}
 
 
 def _zsl_half(syn: Inputs, y_zsl: torch.Tensor, w_syn, test_unseen: Inputs, tu_y: np.ndarray,
@@ -327,15 +336,10 @@ def with_zsl_from(result: EvalResult, syn: Inputs, syn_y, test_unseen: Inputs, t
                                        sub_generator(_seed_from(generator),
                                                      VARIANTS.index(variant), 1),
                                        best_of_test, progress)
-    table = metrics.per_class_table(tu_y, pred_z, unseen)
-    table.insert(0, "split", "unseen")
-    table.insert(0, "protocol", "zsl")
-    per_class = pd.concat([table, result.per_class[result.per_class["protocol"] != "zsl"]],
+    per_class = pd.concat([_per_class_rows("zsl", "unseen", tu_y, pred_z, unseen),
+                           result.per_class[result.per_class["protocol"] != "zsl"]],
                           ignore_index=True)
-    leaky = None
-    if best_of_test:
-        bz = max(range(len(z.monitor)), key=lambda i: z.monitor[i])
-        leaky = {**result.leaky, "zsl_t1": z.monitor[bz], "zsl_epoch": bz + 1}
+    leaky = {**result.leaky, **_leaky_zsl(z.monitor)} if best_of_test else None
     return dataclasses.replace(result, zsl_t1=t1, zsl=zsl_run, per_class=per_class, leaky=leaky)
 
 

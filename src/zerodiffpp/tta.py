@@ -163,6 +163,11 @@ class ReplaySet:
     c: torch.Tensor
     y: torch.Tensor      # int64 0-based, on the device
 
+    @classmethod
+    def of(cls, x: torch.Tensor, c: torch.Tensor, y) -> "ReplaySet":
+        """From the seen-train features and their (numpy or tensor) labels, on ``x``'s device."""
+        return cls(x, c, torch.as_tensor(np.asarray(y), dtype=torch.int64, device=x.device))
+
 
 def adaptable_copy(models):
     """A ZeroDiffModels whose E and G are trainable deep copies; R, critics and Dec are shared
@@ -341,8 +346,7 @@ def adapt_to_zsl_pool(models, f0_zsl, train_x: torch.Tensor, train_c: torch.Tens
 
     labeller = ZSLLabeller(pool_blocks, class_emb, unseen_classes, cfg.eval,
                            derived_seed(seed, TAG_SYN), derived_seed(seed, TAG_TTA_CLF))
-    replay = ReplaySet(train_x, train_c,
-                       torch.as_tensor(np.asarray(train_y), dtype=torch.int64, device=train_x.device))
+    replay = ReplaySet.of(train_x, train_c, train_y)
     probs0 = f0_zsl.log_probs(pool_blocks, cfg.eval.variant).exp()
     return run_difftta(models, pool_x, pool_c, probs0, f0_zsl.classes, labeller, class_emb,
                        replay, cfg.tta, cfg.dfg,
@@ -365,8 +369,7 @@ def adapt_to_pool(models, f0, probs0: torch.Tensor, train_blocks, train_y, train
     labeller = GZSLLabeller(train_blocks, train_y, pool_blocks, class_emb, seen_classes,
                             unseen_classes, cfg.eval, derived_seed(seed, TAG_SYN),
                             derived_seed(seed, TAG_TTA_CLF))
-    replay = ReplaySet(train_x, train_c,
-                       torch.as_tensor(np.asarray(train_y), dtype=torch.int64, device=train_x.device))
+    replay = ReplaySet.of(train_x, train_c, train_y)
     return run_difftta(models, pool_x, pool_c, probs0, f0.classes, labeller, class_emb, replay,
                        cfg.tta, cfg.dfg, torch.Generator().manual_seed(derived_seed(seed, TAG_TTA)),
                        log)
