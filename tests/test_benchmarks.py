@@ -108,3 +108,26 @@ def test_schedule_search_overrides_are_parsed_and_checked():
     assert search.override(base, "") == base
     with pytest.raises(SystemExit, match="unknown key drg.epoch"):
         search.override(base, "drg.epoch=4")
+
+
+def test_rate_matched_h_matches_the_source_methods_unseen_share():
+    """calibration_ceiling's rate matching: the offset of ZeroDiff++ is moved until it predicts
+    "unseen" for the share of the pool that + DiffGen predicts at its own offset; H is then the
+    H at that offset (hand-made margins: 2 seen classes 0, 1; 2 unseen classes 2, 3)."""
+    from zerodiffpp.protocol.calibration import Decisions
+
+    ceiling = load_script("calibration_ceiling")
+    y = np.array([0, 1, 2, 3])
+    seen, unseen = np.array([0, 1]), np.array([2, 3])
+    # + DiffGen at gamma 0: margins -1, 1, -2, 2 -> samples 0 and 2 unseen (share 0.5)
+    base = Decisions(np.array([0, 1, 0, 0]), np.array([2, 2, 2, 3]),
+                     np.array([-1.0, 1.0, -2.0, 2.0]), y)
+    # ZeroDiff++: margins 5, 6, 3, 4: at gamma 0 all seen (H 0); at the median (4.5) samples 2
+    # and 3 switch to unseen, both right, while the seen ones stay right: H 1
+    plus = Decisions(np.array([0, 1, 0, 0]), np.array([2, 2, 2, 3]),
+                     np.array([5.0, 6.0, 3.0, 4.0]), y)
+    pools = {"zerodiff_diffgen": (base, 0.0, seen, unseen), "zerodiffpp": (plus, 0.0, seen, unseen)}
+    assert ceiling.rate_matched_h(pools, "zerodiffpp") == pytest.approx(1.0)
+    assert ceiling.rate_matched_h(pools, "zerodiff_diffgen") is None
+    del pools["zerodiff_diffgen"]
+    assert ceiling.rate_matched_h(pools, "zerodiffpp") is None

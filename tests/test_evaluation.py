@@ -406,6 +406,28 @@ def test_with_zsl_from_retrains_only_the_zsl_half():
                          s["test_unseen"][1], UNSEEN, CFG, seed_gen())
 
 
+def test_gzsl_only_result_filled_by_with_zsl_from_equals_the_full_one():
+    """evaluate_variants(zsl=False) skips the ZSL classifier (what the DiffGen methods do under
+    tta.zsl_pool: unseen) and leaves the GZSL half unchanged; with_zsl_from then gives exactly
+    the full result: T1, per-class rows in order, leaky fields in order."""
+    import math
+
+    s = sets(0)
+    full = run(s, variants=("VCS",), seed=5, best_of_test=True)["VCS"]
+    half = run(s, variants=("VCS",), seed=5, best_of_test=True, zsl=False)["VCS"]
+    assert half.zsl is None and math.isnan(half.zsl_t1)
+    assert set(half.per_class["protocol"]) == {"gzsl"}
+    assert (half.gzsl_u, half.gzsl_s, half.gzsl_h) == (full.gzsl_u, full.gzsl_s, full.gzsl_h)
+    assert "zsl_t1" not in half.leaky
+    filled = ev.with_zsl_from(half, s["syn"][0], s["syn"][1], s["test_unseen"][0],
+                              s["test_unseen"][1], UNSEEN, CFG, torch.Generator().manual_seed(5))
+    assert filled.zsl_t1 == full.zsl_t1
+    pd.testing.assert_frame_equal(filled.per_class, full.per_class)
+    assert list(filled.leaky.items()) == list(full.leaky.items())
+    for a, b in zip(filled.zsl.model.parameters(), full.zsl.model.parameters()):
+        assert torch.equal(a, b)
+
+
 def test_plusplus_zsl_pool_unseen_changes_only_transductive_zsl(pp_dir, good_generator, tmp_path):
     """tta.zsl_pool: unseen retrains the transductive methods' ZSL halves from the ZSL test
     set's own pseudo-labels: ZeroDiff, every GZSL number, the generated sets for the

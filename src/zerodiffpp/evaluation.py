@@ -230,11 +230,14 @@ def evaluate_variants(train: Inputs, train_y, syn: Inputs, syn_y, test_seen: Inp
                       test_unseen: Inputs, test_unseen_y, seen_classes, unseen_classes,
                       cfg: EvalConfig, generator: torch.Generator, *,
                       variants: Sequence[str] = VARIANTS, train_weights=None, syn_weights=None,
-                      best_of_test: bool = False, progress=None) -> dict[str, EvalResult]:
+                      best_of_test: bool = False, progress=None,
+                      zsl: bool = True) -> dict[str, EvalResult]:
     """GZSL + ZSL for each variant (inputs as built by :func:`build_blocks`; labels 0-based
     original class ids).  ``train`` = real seen training set (plus anything else a method adds
     to the GZSL set), ``syn`` = synthetic *unseen* samples (also the ZSL training set).
-    ``*_weights`` are optional per-sample NLL weights.  ``generator`` (CPU) seeds everything."""
+    ``*_weights`` are optional per-sample NLL weights.  ``generator`` (CPU) seeds everything.
+    ``zsl=False`` leaves the ZSL half out (T1 NaN, no classifier, no ZSL rows) for a caller that
+    fills it with :func:`with_zsl_from`; the GZSL half is the same either way."""
     for variant in variants:
         variant_blocks(variant)   # validate before any work
     seen, unseen = _check_classes(seen_classes, unseen_classes)
@@ -274,18 +277,19 @@ def evaluate_variants(train: Inputs, train_y, syn: Inputs, syn_y, test_seen: Inp
         pred_s, pred_u = gzsl_run.predict(test_seen, variant), gzsl_run.predict(test_unseen, variant)
         gz = metrics.gzsl_scores(ts_y, pred_s, tu_y, pred_u, seen, unseen)
 
+        rows = [("gzsl", "unseen", tu_y, pred_u, unseen), ("gzsl", "seen", ts_y, pred_s, seen)]
         # --- ZSL: synthetic unseen only, over unseen classes
-        z, zsl_run, pred_z, t1 = _zsl_half(syn, y_zsl, w_syn, test_unseen, tu_y, unseen, variant,
-                                           cfg, sub_generator(base, vi, 1), best_of_test, progress)
-
-        tables = [_per_class_rows(protocol, split, yt, yp, cls)
-                  for protocol, split, yt, yp, cls in (("zsl", "unseen", tu_y, pred_z, unseen),
-                                                       ("gzsl", "unseen", tu_y, pred_u, unseen),
-                                                       ("gzsl", "seen", ts_y, pred_s, seen))]
+        z, zsl_run, t1 = None, None, float("nan")
+        if zsl:
+            z, zsl_run, pred_z, t1 = _zsl_half(syn, y_zsl, w_syn, test_unseen, tu_y, unseen,
+                                               variant, cfg, sub_generator(base, vi, 1),
+                                               best_of_test, progress)
+            rows.insert(0, ("zsl", "unseen", tu_y, pred_z, unseen))
+        tables = [_per_class_rows(*row) for row in rows]
         leaky = None
         if best_of_test:
             best = max(range(len(g.monitor)), key=lambda i: g.monitor[i]["h"])
-            leaky = {**_leaky_zsl(z.monitor),
+            leaky = {**(_leaky_zsl(z.monitor) if zsl else {}),
                      "gzsl_u": g.monitor[best]["u"], "gzsl_s": g.monitor[best]["s"],
                      "gzsl_h": g.monitor[best]["h"], "gzsl_epoch": best + 1}
         results[variant] = EvalResult(variant, t1, gz["u"], gz["s"], gz["h"],
@@ -339,7 +343,10 @@ def with_zsl_from(result: EvalResult, syn: Inputs, syn_y, test_unseen: Inputs, t
     per_class = pd.concat([_per_class_rows("zsl", "unseen", tu_y, pred_z, unseen),
                            result.per_class[result.per_class["protocol"] != "zsl"]],
                           ignore_index=True)
-    leaky = {**result.leaky, **_leaky_zsl(z.monitor)} if best_of_test else None
+    leaky = None
+    if best_of_test:       # the ZSL fields first, as evaluate_variants writes them
+        fresh = _leaky_zsl(z.monitor)
+        leaky = {**fresh, **{k: v for k, v in result.leaky.items() if k not in fresh}}
     return dataclasses.replace(result, zsl_t1=t1, zsl=zsl_run, per_class=per_class, leaky=leaky)
 
 
@@ -364,14 +371,14 @@ def evaluate_protocols(train: Inputs, train_y, syn: Inputs, syn_y, test_seen: In
                        test_unseen: Inputs, test_unseen_y, seen_classes, unseen_classes,
                        cfg: EvalConfig, generator: torch.Generator, *, variant: Optional[str] = None,
                        train_weights=None, syn_weights=None, best_of_test: bool = False,
-                       progress=None) -> EvalResult:
+                       progress=None, zsl: bool = True) -> EvalResult:
     """:func:`evaluate_variants` for one variant (default ``cfg.variant``)."""
     variant = variant or cfg.variant
     return evaluate_variants(train, train_y, syn, syn_y, test_seen, test_seen_y, test_unseen,
                              test_unseen_y, seen_classes, unseen_classes, cfg, generator,
                              variants=(variant,), train_weights=train_weights,
                              syn_weights=syn_weights, best_of_test=best_of_test,
-                             progress=progress)[variant]
+                             progress=progress, zsl=zsl)[variant]
 
 
 def seen_diagnostic(syn_seen: Inputs, syn_seen_y, test_seen: Inputs, test_seen_y, seen_classes,

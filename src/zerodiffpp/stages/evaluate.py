@@ -13,7 +13,10 @@ Methods (all by default; ``zerodiff`` is always computed because its classifier 
   final pseudo-labels.
 The three ``+`` methods are **transductive**: they read the unlabelled test features (x, c).
 True test labels are used only for scoring (T1/U/S/H, per-class tables, and the pseudo-label
-precision diagnostic), never for adaptation, anchors or training.
+precision diagnostic), never for adaptation, anchors or training.  The pool is test-seen ∪
+test-unseen for GZSL; under ``tta.zsl_pool: unseen`` (the default) the ZSL protocol pseudo-labels
+its own test set, test-unseen, over the unseen classes (:func:`run_zsl_pool`), so each
+transductive method's ZSL classifier is trained only once, on that pool's result.
 
 Final classifiers (6.5 step 5): the ``eval`` settings for every method (same input variant,
 epochs, batch, lr and classifier seed), except that the two DiffGen methods' GZSL classifiers
@@ -111,9 +114,10 @@ def synthesise(ctx: Context, models, classes, n: int, gen: torch.Generator):
     return generate(models, ctx.class_emb, classes, n, ctx.cfg.eval.sampling, gen)
 
 
-def evaluate_method(ctx: Context, syn, dg_seen=None, dg_unseen=None, ev=None):
+def evaluate_method(ctx: Context, syn, dg_seen=None, dg_unseen=None, ev=None, zsl: bool = True):
     """Final classifiers (6.5 step 5) on real seen [∪ DiffGen seen] and generated unseen
-    [∪ DiffGen unseen, weighted by p]; ``ev`` overrides ``ctx.cfg.eval``."""
+    [∪ DiffGen unseen, weighted by p]; ``ev`` overrides ``ctx.cfg.eval``; ``zsl=False``: the GZSL
+    half only (:func:`run_zsl_pool` trains the ZSL half)."""
     d, b = ctx.data, ctx.blocks
     syn_x, syn_c, syn_y = syn
     train, train_y, syn_b, syn_y, syn_w = with_diffgen(
@@ -122,7 +126,7 @@ def evaluate_method(ctx: Context, syn, dg_seen=None, dg_unseen=None, ev=None):
     return evaluate_protocols(train, train_y, syn_b, syn_y, b["test_seen"], d.test_seen_y,
                               b["test_unseen"], d.test_unseen_y, d.seen_classes, d.unseen_classes,
                               ev or ctx.cfg.eval, ctx.gen(TAG_CLF), syn_weights=syn_w,
-                              best_of_test=ctx.best_of_test, progress=ctx.progress)
+                              best_of_test=ctx.best_of_test, progress=ctx.progress, zsl=zsl)
 
 
 def mix_per_class(full_x, full_y, part, n_full_pool: dict, classes, n: int, gen: torch.Generator):
@@ -224,7 +228,9 @@ def run_transductive(ctx: Context, methods, syn0, f0, results: dict, generated: 
                                  data.seen_classes, data.unseen_classes, seen_anchors,
                                  unseen_anchors, ctx.gen(TAG_DIFFGEN))
         diag[f"diffgen_{name}"] = {"seen": dg_s.counts(), "unseen": dg_u.counts()}
-        results[name] = evaluate_method(ctx, syn, dg_s, dg_u, own.eval)
+        # under zsl_pool: unseen run_zsl_pool trains this method's ZSL classifier
+        results[name] = evaluate_method(ctx, syn, dg_s, dg_u, own.eval,
+                                        zsl=cfg.tta.zsl_pool != "unseen")
         generated[name] = (gen_models, dg_s, dg_u)
         timings[name] = time.perf_counter() - t
     if cfg.tta.zsl_pool == "unseen":
