@@ -79,10 +79,9 @@ def main(argv=None) -> int:
             lp = torch.cat([run.raw_log_probs(test_seen, variant),
                             run.raw_log_probs(test_unseen, variant)])
             y = np.concatenate([np.asarray(test_seen_y), np.asarray(test_unseen_y)])
-            best = best_gamma(decisions(lp, run.classes, np.asarray(seen_classes), y),
-                              seen_classes, unseen_classes)
-            name = queue.pop(0) if queue else "?"
             dec = decisions(lp, run.classes, np.asarray(seen_classes), y)
+            best = best_gamma(dec, seen_classes, unseen_classes)
+            name = queue.pop(0) if queue else "?"
             pools[name] = (dec, cfg.calibration, np.asarray(seen_classes),
                            np.asarray(unseen_classes))
             rows.append((name, res.gzsl_h, best.h, cfg.calibration, best.gamma))
